@@ -14,7 +14,8 @@
 Data (synthetic generator, SMD/PSM/MSL readers, windows) live in ``sciddm.datasets.timeseries``.
 """
 
-from .baselines import DETECTORS, Detector, ForecastDetector, InterpolationDetector, IsolationForestDetector, PCADetector
+from .baselines import (DETECTORS, REFERENCE_DETECTORS, Detector, ForecastDetector, GaussianImputationDetector,
+                        InterpolationDetector, IsolationForestDetector, PCADetector)
 from .imdiffusion import ImDiffusionDetector, StreamingScorer, vote_scores
 from .imputer import ImputerModule, TimeSeriesDataModule, imputation_metrics, quad_betas, train_imputer
 from .masks import MASK_STRATEGIES, grating_mask, grating_pair, random_mask, random_pair, training_masks
@@ -32,7 +33,8 @@ from .metrics import (
 __all__ = [
     "precision_recall_f1", "point_adjust", "best_f1", "validation_threshold", "auroc", "auprc",
     "DetectionReport", "evaluate_scores", "Detector", "IsolationForestDetector", "PCADetector",
-    "ForecastDetector", "InterpolationDetector", "DETECTORS",
+    "ForecastDetector", "InterpolationDetector", "GaussianImputationDetector", "DETECTORS",
+    "REFERENCE_DETECTORS",
     "MASK_STRATEGIES", "grating_mask", "grating_pair", "random_mask", "random_pair", "training_masks",
     "ImputerModule", "TimeSeriesDataModule", "train_imputer", "imputation_metrics", "quad_betas",
     "ImDiffusionDetector", "StreamingScorer", "vote_scores",

@@ -8,7 +8,9 @@ import pytest
 from sciddm.datasets.timeseries import SyntheticConfig, fit_normalizer, generate_timeseries
 from sciddm.domains.timeseries import (
     DETECTORS,
+    REFERENCE_DETECTORS,
     ForecastDetector,
+    GaussianImputationDetector,
     InterpolationDetector,
     IsolationForestDetector,
     PCADetector,
@@ -68,9 +70,9 @@ def test_isolation_forest_step_score_is_the_mean_of_covering_windows() -> None:
     assert np.array_equal(again.score(test), five.score(test))  # seeded
 
 
-@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("name", sorted(DETECTORS) + sorted(REFERENCE_DETECTORS))
 def test_detectors_refuse_bad_input(name: str) -> None:
-    detector = DETECTORS[name]()
+    detector = {**DETECTORS, **REFERENCE_DETECTORS}[name]()
     with pytest.raises(ValueError, match="not fitted"):
         detector.score(np.zeros((100, 2)))
     detector.fit(np.random.default_rng(0).normal(size=(200, 2)))
@@ -89,3 +91,29 @@ def test_spikes_are_found_on_the_synthetic_benchmark() -> None:
     detector = ForecastDetector().fit(norm.transform(s.train))
     # a 4-6 std jump on one channel against a one-step forecast: far above chance (0.5)
     assert auroc(s.test_labels, detector.score(norm.transform(s.test))) > 0.9
+
+
+def test_gaussian_imputation_is_the_conditional_mean_and_flags_a_broken_relation() -> None:
+    rng = np.random.default_rng(0)
+    n = 6000
+    # channel 1 copies channel 0 (an AR(1) factor) up to small noise; channel 2 is independent noise
+    f = np.zeros(n)
+    for t in range(1, n):
+        f[t] = 0.9 * f[t - 1] + np.sqrt(1 - 0.81) * rng.normal()
+    x = np.stack([f + 0.05 * rng.normal(size=n), f + 0.05 * rng.normal(size=n), rng.normal(size=n)], axis=1)
+    train, test = x[:5000], x[5000:].copy()
+    det = GaussianImputationDetector(window=8, masks="random", seed=3).fit(train)
+    # the imputation of one window equals mu_h + S_ho S_oo^-1 (x_o - mu_o) computed directly
+    observed, hidden, gain = det.gains[0]
+    w = test[:8].T.reshape(-1)
+    direct = det.mean[hidden] + np.linalg.solve(det.covariance_[np.ix_(observed, observed)],
+                                                det.covariance_[np.ix_(observed, hidden)]).T @ (w[observed] - det.mean[observed])
+    imputed = det.impute(test[:16])[:8].T.reshape(-1)
+    assert np.allclose(imputed[hidden], direct, atol=1e-10)
+    # a shift of channel 1 that stays inside its marginal range breaks its relation to channel 0:
+    # the imputation (from channel 0) misses it, so its steps score highest
+    test[300:310, 1] -= 1.5 * np.sign(test[300:310, 1] + 1e-9)
+    score = det.score(test)
+    labels = np.zeros(len(test), int)
+    labels[300:310] = 1
+    assert auroc(labels, score) > 0.95
