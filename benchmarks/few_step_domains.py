@@ -1,0 +1,676 @@
+"""Few-step sampling per domain: each domain model's main metric against network evaluations (issue #9).
+
+For every domain whose trained model is cached on disk (nothing is retrained here except the
+students), the main metric against network evaluations per sample (NFE 1, 2, 4, 8, 16, 64 and
+the domain's "full" setting) for the teacher with its default grid, the teacher with an optimised
+grid (:func:`sciddm.sampling.optimize_grid`, Pei et al. 2025) and a progressive-distillation
+student (Salimans & Ho 2022, Algorithm 2; :class:`sciddm.distill.DistillationModule`, trained from
+the cached teacher and cached under ``benchmarks/cache/few_step/``), with wall seconds per sample.
+
+1. MRI (``benchmarks/mri.py``'s 16^3 arms): MMD^2 of volume features (intensity histogram +
+   regional volumes) to 64 held-out phantoms, for ``--mri-samples`` volumes drawn from the same
+   noises in every row. Velocity arm: DDIM on the uniform-in-t grid (its benchmark sampler; full =
+   DDIM 64) and on optimised grids. Rectified-flow arm: Euler (full = Euler 16) on uniform and
+   optimised grids. Each arm also gets a progressive student (16 -> 8 -> 4 -> 2 -> 1 DDIM steps on
+   the uniform grid; DDIM on rectified flow is Euler). Floor: the held-out reference group against
+   the real group.
+2. Darcy 32x32 (``benchmarks/pde.py``'s EDM prior): relative L2 error of the ensemble-mean ``u`` of
+   the forward problem (``a`` observed at 3 %), DPS (as ``pde.py``: full = 100 steps, Karras grid),
+   ``--pde-cases`` test pairs, ``--pde-members`` members; DPS on optimised grids; DPS with the
+   progressive student (Karras base grid, 16 -> 1) on the student's own grid.
+3. Atmosphere 32x32 (``benchmarks/atmos_sr.py``'s prior): fair CRPS (normalised units) of the fused
+   (x4 coarse + 2 % stations) DPS ensemble (zeta = 8, the atmos default; full = 50 steps, the
+   atmos default), ``--atmos-times`` held-out times, ``--atmos-members`` members; DPS with the
+   paper's zeta = 1 (``--atmos-zetas``), and on the optimised DDIM grids shipped beside the prior
+   (``prior.ckpt.grids.json``). ``--atmos-student`` asks for a progressive student, which the
+   cached eps-predicting prior cannot give (Salimans & Ho 2022, sec. 4): the entry says so.
+4. Time series: not measured here (its model is being changed); a placeholder entry says so.
+
+Goal (issue #9): at 4 NFE within 10 % of the full-step teacher's metric, at 1 NFE within 25 %
+(all metrics here are lower-is-better; the gap is ``(metric - full) / full``). Printed per row
+and per domain as MET / NOT MET.
+
+References that say what a number is worth: MRI's floor (held-out reference group against the
+real group), Darcy's training-set mean of ``u`` (the answer that ignores the observation) and the
+atmosphere's bicubic interpolation of the coarse field (its CRPS is its MAE).
+
+Run: ``OMP_NUM_THREADS=1 python -m benchmarks.few_step_domains [--quick] [--domains mri,pde,atmos]``
+(writes ``benchmarks/results/few_step_domains.json`` after every domain, and ``few_step_domains.png``).
+On a shared machine the domains may run in parallel processes, each with its own ``--out``, then
+``--merge a.json,b.json,c.json`` writes the one result file and figure; ``--markdown`` prints the
+docs tables of ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from benchmarks.common import machine_info, write_result
+from sciddm.distill import DistillationModule, load_grid, save_grid
+from sciddm.io import atomic_path, save_figure
+from sciddm.sampling import optimize_grid, sample
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+CACHE = ROOT / "cache"
+STUDENTS = CACHE / "few_step"
+NFES = (1, 2, 4, 8, 16, 64)
+#: issue #9: relative gap to the full-step teacher allowed at 4 and at 1 network evaluations
+GOALS = {4: 0.10, 1: 0.25}
+
+
+# -- goals ---------------------------------------------------------------------------------------------
+def relative_gap(value: float, full: float, lower_is_better: bool = True) -> float:
+    """How much worse ``value`` is than the full-step teacher's ``full``, as a fraction of ``full``.
+
+    Negative when it is better. ``(value - full) / |full|`` for a lower-is-better metric, ``(full -
+    value) / |full|`` otherwise; NaN (a diverged run) stays NaN and never meets a goal.
+    """
+    if not math.isfinite(value) or not math.isfinite(full) or full == 0:
+        return float("nan")
+    return (value - full) / abs(full) if lower_is_better else (full - value) / abs(full)
+
+
+def goal_report(rows: Sequence[dict[str, Any]], full: float, *, lower_is_better: bool = True,
+                goals: dict[int, float] = GOALS, key: str = "metric") -> dict[str, Any]:
+    """Annotate ``rows`` (dicts with ``method``, ``nfe`` and ``key``) with their gap to ``full``, and
+    say per goal NFE whether the best row at that NFE meets the goal (``"MET"`` / ``"NOT MET"``).
+
+    Each row gets ``gap`` and, at a goal NFE, ``goal`` = ``"MET"`` / ``"NOT MET"``. Returns
+    ``{"nfe4": {"best_method", "best_metric", "gap", "allowed", "status"}, "nfe1": {...}}``
+    (``status`` ``"no row"`` when nothing was measured at that NFE).
+    """
+    out: dict[str, Any] = {}
+    for row in rows:
+        row["gap"] = relative_gap(float(row[key]), full, lower_is_better)
+        if row["nfe"] in goals:
+            ok = math.isfinite(row["gap"]) and row["gap"] <= goals[row["nfe"]]
+            row["goal"] = "MET" if ok else "NOT MET"
+    for nfe, allowed in goals.items():
+        at = [r for r in rows if r["nfe"] == nfe and math.isfinite(r["gap"])]
+        if not at:
+            out[f"nfe{nfe}"] = {"allowed": allowed, "status": "no row" if not any(r["nfe"] == nfe for r in rows)
+                                else "NOT MET"}
+            continue
+        best = min(at, key=lambda r: r["gap"])
+        out[f"nfe{nfe}"] = {"best_method": best["method"], "best_metric": best[key], "gap": best["gap"],
+                            "allowed": allowed, "status": "MET" if best["gap"] <= allowed else "NOT MET"}
+    return out
+
+
+# -- progressive students ------------------------------------------------------------------------------
+class _RoundSnapshots(pl.Callback):
+    """Keep the student's weights at the end of every round (before it becomes the next round's teacher)."""
+
+    def __init__(self, every: int) -> None:
+        self.every, self.states = every, {}
+
+    def _keep(self, module: pl.LightningModule) -> None:
+        steps = int(module.trained_steps)
+        self.states[steps] = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, batch: Any, idx: int) -> None:
+        if trainer.global_step > 0 and trainer.global_step % self.every == 0:
+            self._keep(module)
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._keep(module)
+
+
+def progressive_student(teacher: Any, data: Tensor, *, start_steps: int, round_steps: int, base_grid: str,
+                        lr: float, batch: int, seed: int, cache: Path | None,
+                        teacher_process: Any = None, net: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Progressive distillation of ``teacher`` from ``start_steps`` DDIM steps down to 1, through Lightning.
+
+    ``teacher`` is a :class:`sciddm.training.DiffusionModule` (the student starts from a copy of its
+    network, as the paper does) or a denoiser with ``teacher_process`` and ``net``. Returns
+    ``{"states": {steps: state_dict}, "train_s", "config"}`` with the student after each round;
+    read from ``cache`` when it exists, else trained and written there.
+    """
+    config = {"start_steps": start_steps, "round_steps": round_steps, "base_grid": base_grid, "lr": lr,
+              "batch": batch, "seed": seed, "examples": int(data.shape[0])}
+    if cache is not None and cache.is_file():
+        saved = torch.load(cache, map_location="cpu", weights_only=False)
+        if saved["config"] == config:
+            return saved
+        print(f"  cached student {cache.name} has other settings {saved['config']}; retraining")
+    student = build_progressive(teacher, start_steps=start_steps, round_steps=round_steps, base_grid=base_grid,
+                                lr=lr, seed=seed, data_shape=list(data.shape[1:]), teacher_process=teacher_process,
+                                net=net)
+    rounds = int(round(math.log2(start_steps)))
+    snaps = _RoundSnapshots(round_steps)
+    trainer = pl.Trainer(max_steps=rounds * round_steps, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=True, enable_model_summary=False, accelerator="cpu", devices=1,
+                         callbacks=[snaps])
+    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True,
+                                         generator=torch.Generator().manual_seed(seed))
+    pl.seed_everything(seed, verbose=False)
+    t0 = time.perf_counter()
+    trainer.fit(student, loader)
+    saved = {"states": snaps.states, "train_s": time.perf_counter() - t0, "config": config}
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache) as tmp:
+            torch.save(saved, tmp)
+    return saved
+
+
+def build_progressive(teacher: Any, *, start_steps: int, round_steps: int, base_grid: str, lr: float, seed: int,
+                      data_shape: list[int], teacher_process: Any = None,
+                      net: torch.nn.Module | None = None) -> DistillationModule:
+    """The :class:`DistillationModule` of :func:`progressive_student` (load a snapshot into it to sample)."""
+    return DistillationModule(net=net, teacher=teacher, teacher_process=teacher_process, method="progressive",
+                              start_steps=start_steps, target_steps=1, steps_per_round=round_steps,
+                              base_grid=base_grid, lr=lr, data_shape=data_shape, seed=seed)
+
+
+def student_module(template: DistillationModule, state: dict[str, Tensor]) -> DistillationModule:
+    """One saved round of a progressive student, as a module in eval mode (a copy; the template is unchanged)."""
+    s = copy.deepcopy(template)
+    s.set_sampling_grid(state["sampling_grid"])  # the grid buffer's length differs from round to round
+    s.load_state_dict(state)
+    return s.eval().requires_grad_(False)
+
+
+def student_at(template: DistillationModule, state: dict[str, Tensor]) -> tuple[Any, Tensor]:
+    """``(denoiser, grid)`` of one saved round of a progressive student."""
+    s = student_module(template, state)
+    return s.denoiser, s.sampling_grid.detach().cpu().double()
+
+
+# -- measuring -----------------------------------------------------------------------------------------
+def timed(fn: Callable[[], Tensor]) -> tuple[Tensor, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def print_rows(title: str, metric: str, rows: Sequence[dict[str, Any]], full: float, report: dict[str, Any]) -> None:
+    """A table: method x NFE with the metric, its gap and the goal flag, then the domain's verdict."""
+    print(f"\n{title}: {metric} (lower is better); full-step teacher {full:.4f}")
+    print(f"  {'method':<34} {'NFE':>4} {metric:>10} {'gap':>8} {'s/sample':>9}  goal")
+    for r in rows:
+        print(f"  {r['method']:<34} {r['nfe']:>4} {r['metric']:>10.4f} {100 * r['gap']:>7.1f}% "
+              f"{r['wall_s_per_sample']:>9.4f}  {r.get('goal', '')}")
+    for k, v in report.items():
+        if "best_method" in v:
+            print(f"  goal {k}: best {v['best_method']} {v['best_metric']:.4f} ({100 * v['gap']:+.1f}% vs allowed "
+                  f"{100 * v['allowed']:.0f}%) -> {v['status']}")
+        else:
+            print(f"  goal {k}: {v['status']}")
+
+
+def _nfes(full: int, include: Iterable[int] = NFES) -> list[int]:
+    return sorted({k for k in include if k <= full} | {full})
+
+
+# -- MRI -----------------------------------------------------------------------------------------------
+def mri_domain(args: argparse.Namespace) -> dict[str, Any]:
+    """Unconditional 16^3 volumes: MMD^2 of features to held-out phantoms against NFE."""
+    from benchmarks.mri import CACHE as MRI_CACHE
+    from sciddm.datasets.mri import voxel_spacing
+    from sciddm.domains.mri import ARMS, MRIDataModule, distribution_distance, image_features, mri_module, mri_unet
+
+    tag = "s16_n256_steps400_min30_b8_ch16-32-32_seed0"
+    paths = {arm: MRI_CACHE / "arms" / f"{arm}_{tag}.pt" for arm in ("velocity", "rectified_flow")}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        print(f"MRI skipped: no cached arms {missing}; create them with `OMP_NUM_THREADS=1 python -m benchmarks.mri "
+              "--stage arms --arms velocity,rectified_flow --max-steps 400 --train-minutes 30` (about 25 min each)")
+        return {"skipped": f"missing {missing}"}
+    dm = MRIDataModule(str(MRI_CACHE / "phantoms16_384_s0"),
+                       generate={"num_subjects": 384, "shape": 16, "seed": 0}, num_val=128, batch_size=8, seed=0)
+    dm.setup()
+    held = dm.held_out()
+    real, reference = held[:64], held[64:]
+    spacing = voxel_spacing((16, 16, 16))
+    real_feats = image_features(real, spacing, seed=0)
+    n = args.mri_samples
+
+    def mmd(x: Tensor) -> float:
+        return distribution_distance(image_features(x.clamp(-1, 1), spacing, seed=0), real_feats, metric="mmd")
+
+    floor = mmd(reference[:n])
+    teachers = {}
+    for arm, path in paths.items():
+        module = mri_module(arm, mri_unet(), data_shape=[1, 16, 16, 16], seed=0)
+        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
+        teachers[arm] = module.eval().requires_grad_(False)
+    g = torch.Generator().manual_seed(args.seed)
+    z = torch.randn((n, 1, 16, 16, 16), generator=g)
+    z_fit = torch.randn((args.fit_noises, 1, 16, 16, 16), generator=g)
+    print(f"MRI 16^3: {n} volumes per row; floor (reference vs real, MMD^2) {floor:.4f}", flush=True)
+
+    groups: dict[str, list[dict[str, Any]]] = {"velocity": [], "rectified_flow": []}
+    bar = tqdm(desc="MRI rows", total=None, leave=False)
+
+    def add(group: str, method: str, nfe: int, fn: Callable[[], Tensor], **extra: Any) -> None:
+        with torch.no_grad():
+            x, sec = timed(fn)
+        groups[group].append({"method": method, "nfe": nfe, "metric": mmd(x), "wall_s_per_sample": sec / n, **extra})
+        bar.update(1)
+        bar.set_postfix_str(f"{method} {nfe}")
+
+    full_steps = {"velocity": ARMS["velocity"].steps, "rectified_flow": ARMS["rectified_flow"].steps}
+    solvers = {"velocity": "ddim", "rectified_flow": "euler"}
+    for arm, teacher in teachers.items():
+        solver = solvers[arm]
+        for k in _nfes(full_steps[arm], args.nfes):
+            add(arm, f"teacher {solver}, time grid", k,
+                lambda: sample(teacher.denoiser, teacher.process, z, solver=solver, steps=k, grid="time"))
+        grid_path = STUDENTS / f"mri_{arm}_{tag}_fit{args.fine_steps}x{args.fit_noises}.pt"
+        for k in [k for k in args.nfes if 1 < k <= min(16, full_steps[arm])]:
+            times = load_grid(grid_path, solver, k)
+            fit_s = 0.0
+            if times is None:
+                with torch.no_grad():
+                    times, fit_s = timed(lambda: optimize_grid(teacher.denoiser, teacher.process, z_fit, solver=solver,
+                                                               steps=k, fine_steps=args.fine_steps))
+                save_grid(grid_path, solver, k, times, meta={"fine_steps": args.fine_steps,
+                                                             "num_samples": args.fit_noises, "fit_s": fit_s})
+            add(arm, f"teacher {solver}, optimised grid", k,
+                lambda: sample(teacher.denoiser, teacher.process, z, solver=solver, steps=k, grid=times),
+                grid=[round(float(t), 5) for t in times], optimise_s=fit_s)
+
+    students: dict[str, Any] = {}
+    data = dm.train_volumes() if args.mri_student_arms else None
+    for arm in args.mri_student_arms:
+        if arm not in teachers:
+            raise ValueError(f"--mri-student-arms: unknown arm {arm!r}; choose from {sorted(teachers)}")
+        teacher = teachers[arm]
+        cfg = dict(start_steps=16, round_steps=args.mri_round_steps, base_grid="uniform", lr=args.student_lr,
+                   batch=8, seed=args.seed)
+        print(f"MRI progressive student of the {arm} arm ({cfg}) ...", flush=True)
+        saved = progressive_student(teacher, data, cache=STUDENTS / f"mri_{arm}_pd16_r{args.mri_round_steps}.pt", **cfg)
+        template = build_progressive(teacher, start_steps=16, round_steps=args.mri_round_steps, base_grid="uniform",
+                                     lr=args.student_lr, seed=args.seed, data_shape=[1, 16, 16, 16])
+        students[f"{arm}_progressive"] = {"train_s": saved["train_s"], **saved["config"]}
+        for k in sorted(saved["states"]):  # DDIM on the student's grid (on rectified flow: Euler)
+            den, grid = student_at(template, saved["states"][k])
+            add(arm, "progressive student (DDIM)", k,
+                lambda: sample(den, teacher.process, z, solver="ddim", steps=k, grid=grid))
+    bar.close()
+
+    out: dict[str, Any] = {"metric": "MMD^2 (features vs 64 held-out phantoms)", "samples": n, "floor": floor,
+                           "students": students, "groups": {}}
+    for arm, rows in groups.items():
+        full = next(r["metric"] for r in rows if r["nfe"] == full_steps[arm] and r["method"].endswith("time grid"))
+        report = goal_report(rows, full)
+        out["groups"][arm] = {"full": {"solver": solvers[arm], "steps": full_steps[arm], "metric": full},
+                              "rows": rows, "goals": report}
+        print_rows(f"MRI {arm} arm", "MMD^2", rows, full, report)
+    return out
+
+
+# -- Darcy ---------------------------------------------------------------------------------------------
+def pde_domain(args: argparse.Namespace) -> dict[str, Any]:
+    """Darcy forward problem at 3 % observed ``a``: relative L2 error of the ensemble-mean ``u``."""
+    from sciddm.datasets.pde import PDEDataConfig, generate_pde
+    from sciddm.domains.pde import load_pairs
+    from sciddm.domains.pde.solve import load_prior, make_observation, solve_pde
+
+    pde_cache = CACHE / "pde"
+    ckpt = pde_cache / "darcy32" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    stats_path = pde_cache / "darcy32" / "normalization.json"
+    if not ckpt.is_file() or not stats_path.is_file():
+        print(f"Darcy skipped: no prior at {ckpt}; create it with `OMP_NUM_THREADS=1 sciddm fit --config "
+              "experiments/pde/darcy32.yaml` (about 10 minutes)")
+        return {"skipped": f"missing {ckpt}"}
+    prior, stats = load_prior(ckpt, stats_path)
+    prior.requires_grad_(False)
+    test, _ = load_pairs(generate_pde(pde_cache / "darcy_32_test.zarr",
+                                      PDEDataConfig("darcy", num_samples=16, resolution=32, seed=1)))
+    cases = [test[c].double() for c in range(args.pde_cases)]
+    train, _ = load_pairs(pde_cache / "darcy_32.zarr")
+    mean_u = train[:-100, 1].double().mean(0)  # the answer that ignores the observation: what guidance must beat
+    ref = float(np.mean([float((mean_u - t[1]).norm() / t[1].norm()) for t in cases]))
+    obs = [make_observation(t, "forward", 0.03, generator=torch.Generator().manual_seed(100 + c))
+           for c, t in enumerate(cases)]
+    m = args.pde_members
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(desc="Darcy rows", total=None, leave=False)
+
+    def add(method: str, nfe: int, model: Any, steps: int, **hp: Any) -> None:
+        errs, secs = [], []
+        for c, (truth, o) in enumerate(zip(cases, obs)):
+            sol, sec = timed(lambda: solve_pde(model, stats, o, pde="darcy", method="dps", num_samples=m, steps=steps,
+                                               generator=torch.Generator().manual_seed(c), **hp))
+            u = sol.samples.float().mean(0)[1]
+            errs.append(float((u - truth[1].float()).norm() / truth[1].float().norm()))
+            secs.append(sec)
+        extra = {k: [round(float(t), 5) for t in v] for k, v in hp.items() if k == "grid" and not isinstance(v, str)}
+        rows.append({"method": method, "nfe": nfe, "metric": float(np.mean(errs)), "per_case": errs,
+                     "wall_s_per_sample": float(np.mean(secs)) / m, **extra})
+        bar.update(1)
+        bar.set_postfix_str(f"{method} {nfe}")
+
+    full_steps = args.pde_full
+    for k in _nfes(full_steps, args.nfes):
+        add("teacher DPS, karras grid", k, prior, k)
+    g = torch.Generator().manual_seed(args.seed)
+    z_fit = prior.process.prior_sample((args.fit_noises, 2, 32, 32), generator=g)
+    grid_path = STUDENTS / f"darcy32_prior_fit{args.fine_steps}x{args.fit_noises}.ckpt"
+    for k in [k for k in args.nfes if 1 < k <= 16]:
+        times = load_grid(grid_path, "ddim", k)
+        if times is None:
+            with torch.no_grad():
+                times, fit_s = timed(lambda: optimize_grid(prior.denoiser, prior.process, z_fit, solver="ddim",
+                                                           steps=k, fine_steps=args.fine_steps, fine_grid="karras"))
+            save_grid(grid_path, "ddim", k, times, meta={"fine_steps": args.fine_steps, "fine_grid": "karras",
+                                                         "num_samples": args.fit_noises, "fit_s": fit_s})
+        add("teacher DPS, optimised grid", k, prior, k, grid=times)
+
+    students: dict[str, Any] = {}
+    if args.pde_student:
+        data = stats.normalize(train[:-100].double()).float()
+        cfg = dict(start_steps=16, round_steps=args.pde_round_steps, base_grid="karras", lr=args.student_lr,
+                   batch=32, seed=args.seed)
+        print(f"Darcy progressive student ({cfg}) ...", flush=True)
+        saved = progressive_student(prior, data, cache=STUDENTS / f"darcy32_pd16_r{args.pde_round_steps}.pt", **cfg)
+        template = build_progressive(prior, start_steps=16, round_steps=args.pde_round_steps, base_grid="karras",
+                                     lr=args.student_lr, seed=args.seed, data_shape=[2, 32, 32])
+        students["progressive"] = {"train_s": saved["train_s"], **saved["config"]}
+        for k in sorted(saved["states"]):
+            s = student_module(template, saved["states"][k])
+            add("progressive student, DPS", k, s, k, grid=s.sampling_grid.detach().cpu().double())
+    bar.close()
+    full = next(r["metric"] for r in rows if r["nfe"] == full_steps and r["method"].startswith("teacher DPS, karras"))
+    report = goal_report(rows, full)
+    print_rows("Darcy 32x32 forward", "u rel. L2", rows, full, report)
+    print(f"  reference: the training-set mean of u (ignores the observation) {ref:.4f}")
+    return {"reference": {"name": "training-set mean of u (no observation)", "metric": ref},
+            "metric": "relative L2 error of the ensemble-mean u (forward problem, 3 % of a observed)",
+            "cases": args.pde_cases, "members": m, "sampler": "dps (zeta = 1, sigma_y = 0.01)",
+            "full": {"solver": "dps", "steps": full_steps, "metric": full}, "rows": rows, "goals": report,
+            "students": students}
+
+
+# -- atmosphere ----------------------------------------------------------------------------------------
+def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
+    """Fused (x4 coarse + 2 % stations) DPS ensembles on held-out times: fair CRPS against NFE."""
+    from benchmarks.atmos_demo import CACHE as ATMOS_CACHE, VARIABLES
+    from benchmarks.atmos_sr import COARSE_NOISE, STATION_NOISE, make_case, normalize
+
+    prior_path = ATMOS_CACHE / "quick32" / "prior.ckpt"
+    if not prior_path.is_file():
+        print(f"atmosphere skipped: no prior at {prior_path}; create it with `python -m benchmarks.atmos_demo`")
+        return {"skipped": f"missing {prior_path}"}
+    from sciddm.datasets.atmosphere import Normalization, open_gridded
+    from sciddm.domains.atmos import bicubic
+    from sciddm.domains.atmos.downscale import _observations, default_hparams
+    from sciddm.inverse import sample_posterior
+    from sciddm.training import load_model
+    from sciddm.uq import crps
+
+    model = load_model(prior_path).eval().requires_grad_(False)
+    stats = Normalization.load(ATMOS_CACHE / "quick32" / "normalization.json")
+    ds = open_gridded(ATMOS_CACHE / "qg32.zarr")
+    val = np.flatnonzero(ds["time"].values >= np.datetime64("2002-09-01"))
+    picks = val[np.linspace(0, val.size - 1, args.atmos_times + 2).round().astype(int)[1:-1]]
+    bicubic_mae: list[float] = []  # the deterministic baseline's CRPS (= its MAE): what sampling must beat
+    cases = []  # (operator, y, truth): the fused observation exactly as sciddm.domains.atmos.downscale builds it
+    for k, t in enumerate(picks):
+        truth_ds, coarse, stations = make_case(ds, stats, int(t), 4, 0.02, args.seed + k)
+        op, y, _ = _observations(VARIABLES, stats, truth_ds, coarse, stations, None, COARSE_NOISE, STATION_NOISE, None)
+        truth = normalize(np.stack([truth_ds[v].values for v in VARIABLES]), stats)
+        cases.append((op, y.float(), truth))
+        yc = normalize(np.stack([coarse[v].values for v in VARIABLES]), stats)
+        bicubic_mae.append(float((bicubic(yc[None], tuple(truth.shape[-2:]))[0] - truth).abs().mean()))
+    m = args.atmos_members
+    shape = tuple(model.data_shape)
+    zeta = default_hparams("dps", ["coarse", "stations"])["zeta"]
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(desc="atmos rows", total=None, leave=False)
+
+    def add(method: str, nfe: int, denoiser: Any, steps: int, **hp: Any) -> None:
+        scores, secs = [], []
+        hp = {"zeta": zeta, **hp}
+        for op, y, truth in cases:
+            ens, sec = timed(lambda: sample_posterior("dps", denoiser, model.process, op, y, num_samples=m, steps=steps,
+                                                      x_shape=shape, generator=torch.Generator().manual_seed(args.seed),
+                                                      **hp))
+            ens = ens.double()
+            scores.append(float(crps(ens, truth)) if bool(torch.isfinite(ens).all()) else float("nan"))
+            secs.append(sec)
+        extra = {k: [round(float(t), 5) for t in v] for k, v in hp.items() if k == "grid" and not isinstance(v, str)}
+        rows.append({"method": method, "nfe": nfe, "metric": float(np.mean(scores)), "per_time": scores,
+                     "wall_s_per_sample": float(np.mean(secs)) / m, **extra})
+        bar.update(1)
+        bar.set_postfix_str(f"{method} {nfe}")
+
+    full_steps = args.atmos_full
+    for k in _nfes(max(full_steps, 64), args.nfes + (full_steps,)):
+        add("teacher DPS, time grid", k, model.denoiser, k)
+    for z in args.atmos_zetas:  # DPS's step size is tuned for 50 steps: is few-step DPS stable with another?
+        for k in _nfes(full_steps, [k for k in args.nfes if k <= 16]):
+            add(f"teacher DPS zeta={z:g}, time grid", k, model.denoiser, k, zeta=z)
+    for k in [k for k in args.nfes if 1 < k <= 16]:
+        times = load_grid(prior_path, "ddim", k)
+        if times is None:
+            print(f"  no shipped optimised ddim/{k} grid beside {prior_path.name} (python -m benchmarks.warm_start "
+                  "--part schedules); row skipped")
+            continue
+        add("teacher DPS, optimised grid", k, model.denoiser, k, grid=times)
+
+    students: dict[str, Any] = {}
+    if args.atmos_student and model.denoiser.prediction == "eps":
+        why = ("the cached prior predicts eps; progressive distillation needs an x0-, v- or velocity-predicting "
+               "student (Salimans & Ho 2022, sec. 4), i.e. a new output head trained first: not in this CPU budget")
+        print(f"  atmosphere student skipped: {why}")
+        students["progressive"] = {"skipped": why}
+    elif args.atmos_student:
+        from benchmarks.warm_start import _fields
+
+        train_idx = np.flatnonzero(ds["time"].values < np.datetime64("2002-09-01"))
+        data = _fields(ds, stats, train_idx)
+        cfg = dict(start_steps=16, round_steps=args.atmos_round_steps, base_grid="uniform", lr=args.student_lr,
+                   batch=8, seed=args.seed)
+        print(f"atmosphere progressive student ({cfg}) ...", flush=True)
+        saved = progressive_student(model, data, cache=STUDENTS / f"atmos_quick32_pd16_r{args.atmos_round_steps}.pt",
+                                    **cfg)
+        template = build_progressive(model, start_steps=16, round_steps=args.atmos_round_steps, base_grid="uniform",
+                                     lr=args.student_lr, seed=args.seed, data_shape=list(shape))
+        students["progressive"] = {"train_s": saved["train_s"], **saved["config"]}
+        for k in sorted(saved["states"]):
+            den, grid = student_at(template, saved["states"][k])
+            add("progressive student, DPS", k, den, k, grid=grid)
+    bar.close()
+    full = next(r["metric"] for r in rows if r["nfe"] == full_steps and r["method"].startswith("teacher DPS, time"))
+    report = goal_report(rows, full)
+    print_rows("Atmosphere 32x32 fused DPS", "CRPS", rows, full, report)
+    print(f"  reference: bicubic interpolation of the coarse field (no sampling), CRPS = MAE "
+          f"{np.mean(bicubic_mae):.4f}")
+    return {"metric": "fair CRPS (normalised units) of the fused posterior ensemble",
+            "reference": {"name": "bicubic (coarse field only)", "metric": float(np.mean(bicubic_mae))},
+            "times": [str(ds["time"].values[i])[:10] for i in picks], "members": m,
+            "sampler": f"dps (zeta = {zeta}, the atmos default with coarse input)",
+            "full": {"solver": "dps", "steps": full_steps, "metric": full}, "rows": rows, "goals": report,
+            "students": students}
+
+
+# -- figure --------------------------------------------------------------------------------------------
+def _panels(result: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]], float, float | None]]:
+    """``(title, metric, rows, full, floor or reference)`` of every measured panel."""
+    out = []
+    d = result["domains"]
+
+    def clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:  # JSON null (a diverged run) -> NaN
+        return [{**r, "metric": float("nan") if r["metric"] is None else r["metric"]} for r in rows]
+
+    if "groups" in d.get("mri", {}):
+        for arm, g in d["mri"]["groups"].items():
+            out.append((f"MRI 16^3, {arm} arm", "MMD^2", clean(g["rows"]), g["full"]["metric"], d["mri"]["floor"]))
+    for name, title, metric in (("pde", "Darcy 32x32 forward (3 % obs.)", "u relative L2"),
+                                ("atmos", "Atmosphere 32x32 fused DPS", "CRPS")):
+        if "rows" in d.get(name, {}):
+            ref = d[name].get("reference", {}).get("metric")
+            out.append((title, metric, clean(d[name]["rows"]), d[name]["full"]["metric"], ref))
+    return out
+
+
+def plot(result: dict[str, Any]) -> Any:
+    """One quality-versus-NFE panel per domain: each method a line, the full-step teacher dashed with
+    the 4-NFE goal band (+10 %), dotted: MRI's Monte-Carlo floor (real vs real), Darcy's training-mean
+    answer, the atmosphere's bicubic interpolation (what the samplers must beat)."""
+    import matplotlib.pyplot as plt
+
+    panels = _panels(result)
+    cols = min(max(len(panels), 1), 2)
+    nrows = max(math.ceil(len(panels) / cols), 1)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 3.8 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (title, metric, rows, full, floor) in zip(axes.flat, panels):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            pts = sorted((r["nfe"], r["metric"]) for r in rows if r["method"] == method and math.isfinite(r["metric"]))
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=3, label=method)
+        ax.axhline(full, color="k", ls="--", lw=1, label="full-step teacher")
+        ax.axhspan(full, full * (1 + GOALS[4]), color="green", alpha=0.15, label="within 10 %")
+        if floor is not None:
+            ax.axhline(floor, color="gray", ls=":", lw=1, label="floor" if title.startswith("MRI") else "reference")
+        finite = [r["metric"] for r in rows if math.isfinite(r["metric"])]
+        if finite and max(finite) > 20 * full:
+            ax.set_yscale("log")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("network evaluations per sample")
+        ax.set_ylabel(metric)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+# -- markdown ------------------------------------------------------------------------------------------
+def markdown_table(rows: Sequence[dict[str, Any]], full: float, digits: int = 4) -> str:
+    """A method x NFE table of the metric (``n/a`` for a diverged run), then a line of s/sample."""
+    nfes = sorted({r["nfe"] for r in rows})
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cell = {(r["method"], r["nfe"]): r for r in rows}
+
+    def fmt(r: dict[str, Any] | None) -> str:
+        if r is None:
+            return ""
+        v = r["metric"]
+        return "diverged" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+    lines = ["| method | " + " | ".join(f"NFE {k}" for k in nfes) + " |", "|---" * (len(nfes) + 1) + "|"]
+    lines += [f"| {m} | " + " | ".join(fmt(cell.get((m, k))) for k in nfes) + " |" for m in methods]
+    lines.append(f"\nFull-step teacher: {full:.{digits}f}. Wall seconds per sample: " + "; ".join(
+        f"{m} " + ", ".join(f"{cell[(m, k)]['wall_s_per_sample']:.3g} @ {k}" for k in nfes if (m, k) in cell)
+        for m in methods) + ".")
+    return "\n".join(lines)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The docs' per-domain tables and goal verdicts from a result file."""
+    out = []
+    d = result["domains"]
+    blocks = [(f"MRI, {arm} arm", g) for arm, g in d.get("mri", {}).get("groups", {}).items()]
+    blocks += [(name, d[name]) for name in ("pde", "atmos") if "rows" in d.get(name, {})]
+    for title, g in blocks:
+        out.append(f"#### {title}\n\n{markdown_table(g['rows'], g['full']['metric'])}\n")
+        for k, v in g["goals"].items():
+            if "best_method" in v and v.get("gap") is not None:
+                out.append(f"- goal {k}: best {v['best_method']} {v['best_metric']:.4f} ({100 * v['gap']:+.1f} % "
+                           f"vs allowed {100 * v['allowed']:.0f} %): **{v['status']}**")
+            else:
+                out.append(f"- goal {k}: **{v['status']}**")
+        out.append("")
+    return "\n".join(out)
+
+
+# -- main ----------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smoke mode: few samples/members, 2 NFEs, no students")
+    p.add_argument("--domains", default="mri,pde,atmos")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fit-noises", type=int, default=4, help="noises the optimised grids are fitted on")
+    p.add_argument("--fine-steps", type=int, default=48, help="teacher steps of the grid fit (candidate times)")
+    p.add_argument("--student-lr", type=float, default=1e-4, help="progressive students' AdamW rate (paper: 1e-4)")
+    p.add_argument("--mri-samples", type=int, default=48)
+    p.add_argument("--mri-round-steps", type=int, default=150)
+    p.add_argument("--mri-student-arms", default="velocity,rectified_flow",
+                   help="arms that get a progressive student ('' for none)")
+    p.add_argument("--pde-cases", type=int, default=3)
+    p.add_argument("--pde-members", type=int, default=16)
+    p.add_argument("--pde-full", type=int, default=100)
+    p.add_argument("--pde-round-steps", type=int, default=150)
+    p.add_argument("--no-pde-student", dest="pde_student", action="store_false")
+    p.add_argument("--atmos-times", type=int, default=2)
+    p.add_argument("--atmos-members", type=int, default=16)
+    p.add_argument("--atmos-full", type=int, default=50)
+    p.add_argument("--atmos-zetas", default="1", help="extra DPS step sizes (teacher rows up to 16 NFE and full); "
+                   "'' for none")
+    p.add_argument("--atmos-student", action="store_true", help="also distil the atmosphere prior (slow on CPU)")
+    p.add_argument("--atmos-round-steps", type=int, default=40)
+    p.add_argument("--out", default=str(RESULTS / "few_step_domains.json"))
+    p.add_argument("--merge", default="",
+                   help="comma-separated result files of earlier runs (e.g. one domain each, run in parallel): "
+                        "their domains are merged into --out and plotted; nothing is run")
+    p.add_argument("--markdown", action="store_true", help="print the docs tables of --out and exit")
+    p.add_argument("--update", action="store_true",
+                   help="keep the other domains of an existing --out file (run the domains one at a time)")
+    args = p.parse_args(argv)
+    args.nfes = NFES
+    args.atmos_zetas = [float(z) for z in args.atmos_zetas.split(",") if z]
+    args.mri_student_arms = [a for a in args.mri_student_arms.split(",") if a]
+    if args.quick:
+        args.nfes, args.mri_samples, args.pde_cases, args.pde_members = (1, 4), 8, 1, 4
+        args.atmos_times, args.atmos_members, args.fine_steps, args.fit_noises = 1, 4, 8, 2
+        args.mri_student_arms, args.pde_student, args.atmos_student = [], False, False
+        args.atmos_zetas = []
+        if args.out == str(RESULTS / "few_step_domains.json"):
+            args.out = str(RESULTS / "few_step_domains_quick.json")
+    if args.markdown:
+        print(markdown(json.loads(Path(args.out).read_text())))
+        return {}
+    torch.set_num_threads(1)
+    result: dict[str, Any] = {
+        "machine": machine_info(), "args": dict(vars(args)), "goals": {str(k): v for k, v in GOALS.items()},
+        "note": ("1 thread of a shared 2-core CPU: wall times are inflated by other jobs. Teachers are the cached "
+                 "CPU-sized models of benchmarks/mri.py, pde.py and atmos_sr.py; students are trained here."),
+        "domains": {"timeseries": {"skipped": "not measured: the time-series model is being changed by another "
+                                              "engineer (placeholder; rerun once it has landed)"}},
+    }
+    if args.update and Path(args.out).is_file():
+        old = json.loads(Path(args.out).read_text())
+        result["domains"] = {**old.get("domains", {}), **{k: v for k, v in result["domains"].items()
+                                                          if k not in old.get("domains", {})}}
+    if args.merge:
+        for path in args.merge.split(","):
+            old = json.loads(Path(path).read_text())
+            result["domains"].update({k: v for k, v in old["domains"].items() if "skipped" not in v})
+            result.setdefault("merged_from", []).append({"file": Path(path).name, "args": old.get("args"),
+                                                         "date": old.get("machine", {}).get("date")})
+        args.domains = ""
+    runners = {"mri": mri_domain, "pde": pde_domain, "atmos": atmos_domain}
+    for name in filter(None, args.domains.split(",")):
+        if name not in runners:
+            raise ValueError(f"unknown domain {name!r}; choose from {sorted(runners)} (comma-separated)")
+        t0 = time.perf_counter()
+        result["domains"][name] = {**runners[name](args), "domain_s": 0.0}
+        result["domains"][name]["domain_s"] = time.perf_counter() - t0
+        write_result(result, args.out)  # partial results survive a cut run
+        print(f"[{name}] done in {result['domains'][name]['domain_s']:.0f} s; wrote {args.out}", flush=True)
+    write_result(result, args.out)
+    save_figure(plot(result), Path(args.out).with_suffix(".png"))
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

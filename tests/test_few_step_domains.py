@@ -1,0 +1,80 @@
+"""The pure parts of ``benchmarks/few_step_domains.py``: the goal bookkeeping of issue #9 and the
+round snapshots of a progressive student (tiny synthetic stand-ins, no cached models)."""
+
+from __future__ import annotations
+
+import math
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from benchmarks.few_step_domains import build_progressive, goal_report, progressive_student, relative_gap, student_at
+from sciddm.nets import MLPDenoiserNet
+from sciddm.process import VP
+from sciddm.training import DiffusionModule
+
+
+def test_relative_gap_signs_and_divergence() -> None:
+    assert relative_gap(1.1, 1.0) == pytest.approx(0.1)
+    assert relative_gap(0.9, 1.0) == pytest.approx(-0.1)  # better than the teacher: negative
+    assert relative_gap(0.9, 1.0, lower_is_better=False) == pytest.approx(0.1)  # e.g. a success rate
+    assert math.isnan(relative_gap(float("nan"), 1.0))
+
+
+def test_goal_report_picks_the_best_row_per_goal_nfe() -> None:
+    rows = [
+        {"method": "teacher", "nfe": 4, "metric": 1.20},
+        {"method": "student", "nfe": 4, "metric": 1.05},  # +5 %: within 10 %
+        {"method": "teacher", "nfe": 1, "metric": float("nan")},  # diverged: never meets a goal
+        {"method": "student", "nfe": 1, "metric": 1.30},  # +30 %: outside 25 %
+        {"method": "teacher", "nfe": 64, "metric": 1.00},
+    ]
+    report = goal_report(rows, 1.0)
+    assert report["nfe4"]["best_method"] == "student" and report["nfe4"]["status"] == "MET"
+    assert report["nfe4"]["gap"] == pytest.approx(0.05)
+    assert report["nfe1"]["best_method"] == "student" and report["nfe1"]["status"] == "NOT MET"
+    assert [r.get("goal") for r in rows] == ["NOT MET", "MET", "NOT MET", "NOT MET", None]
+    assert goal_report(rows[:2], 1.0)["nfe1"]["status"] == "no row"
+    # a higher-is-better metric: 0.85 against 0.9 is 5.6 % worse
+    higher = goal_report([{"method": "s", "nfe": 4, "metric": 0.85}], 0.9, lower_is_better=False)
+    assert higher["nfe4"]["status"] == "MET" and higher["nfe4"]["gap"] == pytest.approx(0.05 / 0.9)
+
+
+def _teacher() -> DiffusionModule:
+    torch.manual_seed(0)
+    return DiffusionModule(MLPDenoiserNet(dim=2, width=16, depth=2), VP(), prediction="v", val_num_samples=0,
+                           data_shape=[2]).eval()
+
+
+def test_progressive_snapshots_are_the_student_at_the_end_of_each_round(tmp_path) -> None:
+    torch.set_num_threads(1)
+    teacher = _teacher()
+    data = torch.randn(32, 2, generator=torch.Generator().manual_seed(1))
+    cfg = dict(start_steps=4, round_steps=3, base_grid="uniform", lr=1e-3, batch=8, seed=0)
+    saved = progressive_student(teacher, data, cache=tmp_path / "s.pt", **cfg)
+    assert sorted(saved["states"]) == [1, 2]
+    template = build_progressive(teacher, start_steps=4, round_steps=3, base_grid="uniform", lr=1e-3, seed=0,
+                                 data_shape=[2])
+    base = torch.linspace(1.0, 0.0, 5, dtype=torch.float64)
+    for steps, stride in ((2, 2), (1, 4)):
+        _, grid = student_at(template, saved["states"][steps])
+        torch.testing.assert_close(grid, base[::stride])
+
+    # the 2-step snapshot is exactly the student after round 1 alone (3 optimiser steps), not a later state
+    alone = build_progressive(teacher, start_steps=4, round_steps=3, base_grid="uniform", lr=1e-3, seed=0,
+                              data_shape=[2])
+    loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True, drop_last=True,
+                                         generator=torch.Generator().manual_seed(0))
+    pl.seed_everything(0, verbose=False)
+    pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, accelerator="cpu", devices=1).fit(alone, loader)
+    for k, v in alone.state_dict().items():
+        torch.testing.assert_close(saved["states"][2][k], v, rtol=0, atol=0, msg=k)
+    w = "denoiser.net." + next(n for n, _ in teacher.denoiser.net.named_parameters())
+    assert not torch.equal(saved["states"][1][w], saved["states"][2][w])  # round 2 trained on
+
+    # the cache is read back as written; other settings retrain
+    again = progressive_student(teacher, data, cache=tmp_path / "s.pt", **cfg)
+    assert again["train_s"] == saved["train_s"]
+    other = progressive_student(teacher, data, cache=tmp_path / "s.pt", **{**cfg, "lr": 2e-3})
+    assert other["config"]["lr"] == 2e-3 and not torch.equal(other["states"][1][w], saved["states"][1][w])
