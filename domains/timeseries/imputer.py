@@ -75,6 +75,9 @@ class ImputerModule(DiffusionModule):
             ``U(0, 1)`` per sample (CSDI).
         grating_splits: blocks per window of the grating masks (ImDiffusion: 4).
         lr, betas, weight_decay, warmup_steps: AdamW (CSDI: Adam, lr 1e-3, weight decay 1e-6).
+        lr_milestones: fractions of the run's optimiser steps after which the learning rate is
+            multiplied by 0.1 (CSDI's ``MultiStepLR`` at 75% and 90% of the epochs); ``()`` keeps
+            it constant. The run's length is the trainer's ``estimated_stepping_batches``.
         sample_solver, sample_steps, sample_grid: imputation defaults (DDIM, 10 steps, time grid).
         seed: seeds the training masks, times and noise.
     """
@@ -93,6 +96,7 @@ class ImputerModule(DiffusionModule):
         betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: float = 1e-6,
         warmup_steps: int = 0,
+        lr_milestones: Sequence[float] = (0.75, 0.9),
         sample_solver: str = "ddim",
         sample_steps: int = 10,
         sample_grid: str = "time",
@@ -114,6 +118,9 @@ class ImputerModule(DiffusionModule):
         super().__init__(net, process, prediction=prediction, lr=lr, betas=betas, weight_decay=weight_decay,
                          warmup_steps=warmup_steps, sample_solver=sample_solver, sample_steps=sample_steps,
                          sample_grid=sample_grid, val_num_samples=0, data_shape=data_shape, seed=seed)
+        if any(not 0.0 < float(f) < 1.0 for f in lr_milestones) or list(lr_milestones) != sorted(lr_milestones):
+            raise ValueError(f"lr_milestones must be increasing fractions in (0, 1); got {list(lr_milestones)}")
+        self.lr_milestones = tuple(float(f) for f in lr_milestones)
         self.mask_strategies = tuple(int(s) for s in mask_strategies)
         self.random_ratio, self.grating_splits = random_ratio, int(grating_splits)
 
@@ -122,6 +129,23 @@ class ImputerModule(DiffusionModule):
         return bool(self.net.conditional)
 
     # -- training ---------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        """The parent's AdamW (and warmup), then CSDI's step decay by 0.1 at each of ``lr_milestones``."""
+        base = super().configure_optimizers()
+        if not self.lr_milestones:
+            return base
+        opt = base["optimizer"] if isinstance(base, dict) else base
+        warmup = int(self.hparams.warmup_steps)
+        total = int(self.trainer.estimated_stepping_batches)
+        steps = [int(f * total) for f in self.lr_milestones]
+
+        def factor(step: int) -> float:
+            ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+            return ramp * 0.1 ** sum(step >= m for m in steps)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
     def masked_loss(self, x0: Tensor, generator: torch.Generator) -> Tensor:
         """CSDI's loss (Algorithm 1): eps-MSE (or the chosen target's) on the hidden entries of a fresh mask."""
         B, K, L = x0.shape

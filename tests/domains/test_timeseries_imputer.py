@@ -105,7 +105,7 @@ def test_training_lowers_the_masked_loss():
     series = np.stack([np.sin(2 * np.pi * t / 16), np.cos(2 * np.pi * t / 16), np.sin(2 * np.pi * t / 16)], 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = train_imputer(series, conditional=True, window=L, max_steps=60, batch_size=16, net_kwargs=TINY, seed=0)
+        m = train_imputer(series, conditional=True, window=L, max_steps=80, batch_size=16, net_kwargs=TINY, seed=0)
     x0 = torch.tensor(series[:64 * L].reshape(-1, L, K).transpose(0, 2, 1), dtype=torch.float32)[:32]
     fresh = ImputerModule(CSDINet(K, **TINY), mask_strategies=(2,), random_ratio=None, data_shape=[K, L])
     loss = lambda mod: float(mod.masked_loss(  # noqa: E731
@@ -155,3 +155,28 @@ def test_experiment_config_trains_through_the_cli_and_loads(tmp_path):
     x = torch.randn(1, 20, 32)
     mask = torch.rand(1, 20, 32) > 0.5
     assert torch.equal(model.impute(x, mask, steps=2)[0][mask], x[mask])
+
+
+def test_learning_rate_steps_down_at_csdis_milestones():
+    """CSDI's MultiStepLR: x0.1 after 75% and again after 90% of the run's optimiser steps."""
+    import lightning.pytorch as pl
+
+    t = np.arange(200)
+    series = np.stack([np.sin(2 * np.pi * t / 16)] * K, 1)
+    seen: list[float] = []
+
+    class Record(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    torch.manual_seed(0)
+    m = ImputerModule(CSDINet(K, **TINY), lr=1e-3, mask_strategies=(2,), random_ratio=None, data_shape=[K, L])
+    loader = torch.utils.data.DataLoader(torch.tensor(series[:160].reshape(20, L, K).transpose(0, 2, 1),
+                                                      dtype=torch.float32), batch_size=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pl.Trainer(max_steps=20, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                   enable_model_summary=False, callbacks=[Record()]).fit(m, loader)
+    assert seen == pytest.approx([1e-3] * 15 + [1e-4] * 3 + [1e-5] * 2)
+    with pytest.raises(ValueError, match="lr_milestones"):
+        ImputerModule(CSDINet(K, **TINY), lr_milestones=(0.9, 0.5))
