@@ -2,8 +2,8 @@
 sampled with guidance from sparse observations of either field and from the PDE residual.
 
 - :mod:`.data`: :class:`PDEDataModule` (stacked normalised ``[a, u]`` for ``sciddm fit``), :class:`FieldStats`.
-- :mod:`.residuals`: differentiable finite-difference residuals (Darcy, Poisson, Helmholtz).
-- :mod:`.operators`: sparse point masks on either field, :class:`FieldObservation` (core ``Mask``).
+- :mod:`.residuals`: differentiable finite-difference residuals (Darcy, Poisson, Helmholtz, Burgers).
+- :mod:`.operators`: sparse point and sensor masks on either field, :class:`FieldObservation` (core ``Mask``).
 - :mod:`.guidance`: :func:`diffusion_pde_sample`, EDM Heun with observation + PDE guidance.
 - :mod:`.baselines`: :class:`FNO2d`, :class:`UNetRegressor` fed masked fields + masks.
 - :mod:`.solve`: :func:`solve_pde`, forward / inverse / both-sparse problems as ensembles.
@@ -13,15 +13,15 @@ sampled with guidance from sparse observations of either field and from the PDE 
 from .baselines import FNO2d, UNetRegressor, baseline_input, train_regressor
 from .data import FieldStats, PDEDataModule, load_pairs
 from .guidance import PAPER_WEIGHTS, GuidanceWeights, diffusion_pde_sample, karras_sigmas
-from .operators import FieldObservation, observation_mask, observe, point_mask, points_to_mask
+from .operators import FieldObservation, observation_mask, observe, point_mask, points_to_mask, sensor_mask
 from .plots import plot_solution
-from .residuals import darcy_residual, helmholtz_residual, pde_residual, poisson_residual
+from .residuals import burgers_residual, darcy_residual, helmholtz_residual, pde_residual, poisson_residual
 from .solve import METHODS, PROBLEMS, PDESolution, load_prior, make_observation, solve_pde
 
 __all__ = [
     "FieldStats", "PDEDataModule", "load_pairs",
-    "darcy_residual", "poisson_residual", "helmholtz_residual", "pde_residual",
-    "point_mask", "points_to_mask", "observation_mask", "observe", "FieldObservation",
+    "darcy_residual", "poisson_residual", "helmholtz_residual", "burgers_residual", "pde_residual",
+    "point_mask", "sensor_mask", "points_to_mask", "observation_mask", "observe", "FieldObservation",
     "GuidanceWeights", "PAPER_WEIGHTS", "karras_sigmas", "diffusion_pde_sample",
     "FNO2d", "UNetRegressor", "baseline_input", "train_regressor",
     "PROBLEMS", "METHODS", "PDESolution", "make_observation", "load_prior", "solve_pde", "plot_solution",

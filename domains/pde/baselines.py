@@ -11,6 +11,7 @@ inverse and both-sparse problems.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -104,9 +105,15 @@ def random_problem_masks(batch: int, n: int, density: float, generator: torch.Ge
 
 
 def train_regressor(model: nn.Module, data: Tensor, *, density: float = 0.03, steps: int = 1000, batch_size: int = 32,
-                    lr: float = 1e-3, seed: int = 0, progress: bool = False) -> nn.Module:
+                    lr: float = 1e-3, seed: int = 0, progress: bool = False,
+                    masks: Callable[[int, int, float, torch.Generator], Tensor] | None = None) -> nn.Module:
     """Fit ``model`` to map :func:`baseline_input` to the full normalised fields ``data`` (N, 2, n, n)
-    with MSE, Adam and a cosine learning-rate decay (FNO's setup uses Adam with step decay)."""
+    with MSE, Adam and a cosine learning-rate decay (FNO's setup uses Adam with step decay).
+
+    ``masks(batch, n, density, generator) -> (batch, 2, n, n)`` draws the training observation
+    patterns (default :func:`random_problem_masks`); give the patterns the model will be asked
+    about (e.g. Burgers' fixed sensors) so that they are not out of distribution."""
+    draw = random_problem_masks if masks is None else masks
     if data.ndim != 4 or data.shape[1] != 2:
         raise ValueError(f"data of shape {tuple(data.shape)}: expected (N, 2, n, n) normalised [a, u] pairs")
     g = torch.Generator().manual_seed(seed)
@@ -115,7 +122,7 @@ def train_regressor(model: nn.Module, data: Tensor, *, density: float = 0.03, st
     model.train()
     for _ in tqdm(range(steps), disable=not progress, desc=type(model).__name__):
         x = data[torch.randint(0, data.shape[0], (batch_size,), generator=g)].float()
-        m = random_problem_masks(batch_size, x.shape[-1], density, g)
+        m = draw(batch_size, x.shape[-1], density, g)
         loss = F.mse_loss(model(baseline_input(x, m)), x)
         opt.zero_grad()
         loss.backward()

@@ -71,13 +71,19 @@ class FieldStats:
 
 
 def load_pairs(path: str | os.PathLike[str]) -> tuple[Tensor, PDEDataConfig]:
-    """All ``(a, u)`` pairs of a static-PDE store as one float32 tensor (N, 2, H, W) and its config."""
+    """All ``(a, u)`` pairs of a store as one float32 tensor (N, 2, H, W) and its config.
+
+    Static PDEs: the coefficient and solution grids. Burgers: the space-time image ``u (x, t)``
+    (DiffusionPDE models it as one image) with the initial condition ``u0 (x)`` broadcast along
+    ``t`` as the coefficient channel, so the joint machinery (masks, guidance, baselines) is shared.
+    """
     ds, cfg = open_pde(path)
-    if cfg.pde not in STATIC_PDES:
-        raise ValueError(f"the store holds {cfg.pde!r}; the 2-D joint prior supports {STATIC_PDES} "
-                         "(Burgers' (x, t) solution has a 1-D coefficient: not stacked here)")
     a = torch.from_numpy(ds["coefficient"].values).float()
     u = torch.from_numpy(ds["solution"].values).float()
+    if cfg.pde == "burgers":
+        a = a[:, :, None].expand_as(u).contiguous()
+    elif cfg.pde not in STATIC_PDES:
+        raise ValueError(f"the store holds {cfg.pde!r}; the 2-D joint prior supports {(*STATIC_PDES, 'burgers')}")
     return torch.stack([a, u], dim=1), cfg
 
 

@@ -34,7 +34,7 @@ from sciddm.process import VE, Process
 
 from .data import FieldStats
 from .operators import FieldObservation
-from .residuals import pde_residual
+from .residuals import RESIDUALS, pde_residual
 
 __all__ = ["GuidanceWeights", "PAPER_WEIGHTS", "karras_sigmas", "diffusion_pde_sample"]
 
@@ -75,6 +75,10 @@ PAPER_WEIGHTS: dict[str, GuidanceWeights] = {
     "darcy": GuidanceWeights(zeta_obs_a=5.0, zeta_obs_u=3000.0, zeta_pde=100.0),
     "poisson": GuidanceWeights(zeta_obs_a=0.8, zeta_obs_u=40.0, zeta_pde=1.0),
     "helmholtz": GuidanceWeights(zeta_obs_a=0.8, zeta_obs_u=60.0, zeta_pde=1.0),
+    # configs/burgers.yaml: zeta_obs=320 on ||m (u_hat - y)|| / (128 * 5) (their L_obs of 5 sensors
+    # x 128 times), zeta_pde=100 on ||r|| / 128^2; written for the unnormalised norm used here:
+    # 320 / 640 = 0.5. Their Burgers model has no coefficient channel: the u0 channel gets the same.
+    "burgers": GuidanceWeights(zeta_obs_a=0.5, zeta_obs_u=0.5, zeta_pde=100.0),
 }
 PAPER_STEPS = 2000
 
@@ -118,7 +122,7 @@ def diffusion_pde_sample(
         process: the prior's process; must be :class:`sciddm.VE` (EDM: ``x_t = x0 + sigma eps``).
         observation: the sparse observation (:class:`FieldObservation`, physical units).
         stats: the prior's normalisation (:class:`FieldStats`).
-        pde: ``"darcy"``, ``"poisson"`` or ``"helmholtz"`` for residual guidance (``None``: none);
+        pde: ``"darcy"``, ``"poisson"``, ``"helmholtz"`` or ``"burgers"`` for residual guidance (``None``: none);
             also picks :data:`PAPER_WEIGHTS` when ``weights`` is ``None``.
         pde_options: options of the residual (e.g. Darcy ``face``, Helmholtz ``k``).
         residual: a custom ``r(a, u)`` (physical, ``(B, n, n)`` each) instead of ``pde``'s.
@@ -131,6 +135,9 @@ def diffusion_pde_sample(
     if not isinstance(process, VE):
         raise ValueError(f"DiffusionPDE samples an EDM/VE prior (x_t = x0 + sigma eps); got {type(process).__name__}: "
                          "train the prior with process sciddm.VE")
+    if pde is not None and residual is None and pde not in RESIDUALS:  # fail now, not 80% into sampling
+        raise ValueError(f"no residual for PDE {pde!r}: choose one of {sorted(RESIDUALS)}, "
+                         "or pass residual=r(a, u) with weights=GuidanceWeights(...)")
     if weights is None:
         if pde is None or pde not in PAPER_WEIGHTS:
             raise ValueError(f"no default guidance weights for pde={pde!r}: pass weights=GuidanceWeights(...) "

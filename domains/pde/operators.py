@@ -21,7 +21,7 @@ from sciddm.inverse import Mask
 
 from .data import FieldStats
 
-__all__ = ["CHANNELS", "point_mask", "points_to_mask", "observation_mask", "FieldObservation", "observe"]
+__all__ = ["CHANNELS", "point_mask", "sensor_mask", "points_to_mask", "observation_mask", "FieldObservation", "observe"]
 
 CHANNELS = {"a": 0, "u": 1}
 
@@ -41,6 +41,19 @@ def point_mask(n: int, density: float = 0.03, *, count: int | None = None,
     flat = torch.zeros(n * n, dtype=torch.float64)
     flat[torch.randperm(n * n, generator=generator)[:k]] = 1.0
     return flat.reshape(n, n)
+
+
+def sensor_mask(n: int, count: int = 5, *, generator: torch.Generator | None = None) -> Tensor:
+    """A 0/1 float64 ``(n, n)`` mask of ``count`` fixed sensors on a space-time image ``(x, t)``:
+    ``count`` distinct rows (positions ``x``) observed at every time, uniform without replacement
+    (DiffusionPDE's Burgers problem: 5 sensors on 128 positions, ``random_sensor``)."""
+    if int(n) != n or n < 1:
+        raise ValueError(f"n={n} must be a positive grid size")
+    if isinstance(count, bool) or int(count) != count or not 1 <= count <= n:
+        raise ValueError(f"count={count} sensors on {n} positions: need 1 <= count <= {n}")
+    m = torch.zeros(n, n, dtype=torch.float64)
+    m[torch.randperm(n, generator=generator)[: int(count)]] = 1.0
+    return m
 
 
 def points_to_mask(points: Tensor | Sequence[Sequence[int]], n: int) -> Tensor:

@@ -11,6 +11,11 @@ solutions:
   (``scripts/generate_darcy.py``) uses a product of central differences without the grid
   spacing; we keep the solver's consistent stencil so that the residual of the truth is zero.
 * Poisson ``laplacian(u) = a`` and Helmholtz ``laplacian(u) + k^2 u = a``: the 5-point Laplacian.
+* Burgers ``u_t + (u^2/2)_x - nu u_xx = 0`` on the space-time image ``u (..., nx, nt)`` of
+  :mod:`sciddm.datasets.pde` (periodic ``x_j = j / nx``, ``t_k = k T / (nt - 1)``): central
+  differences in ``x`` (periodic) and ``t`` (interior times), second order in both, in physical
+  units. DiffusionPDE's ``get_burger_loss`` uses the same central stencils per pixel without the
+  grid spacings, the advective ``u u_x`` and zero padding at the image edges.
 
 Guidance evaluates them on denoised estimates whose coefficient may leave the physical range:
 the harmonic mean ``2 p q / (p + q)`` is singular where ``p + q = 0``, so
@@ -26,7 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["darcy_residual", "poisson_residual", "helmholtz_residual", "pde_residual", "RESIDUALS", "interior"]
+__all__ = ["darcy_residual", "poisson_residual", "helmholtz_residual", "burgers_residual", "pde_residual", "RESIDUALS",
+           "interior"]
 
 
 def _check(a: Tensor, u: Tensor) -> float:
@@ -85,22 +91,53 @@ def helmholtz_residual(a: Tensor, u: Tensor, k: float = 1.0) -> Tensor:
     return _laplacian(u, h) + k**2 * interior(u) - interior(a)
 
 
+def burgers_residual(a: Tensor | None, u: Tensor, nu: float = 0.01, final_time: float = 1.0,
+                     forcing: float | Tensor = 0.0) -> Tensor:
+    """``u_t + (u^2/2)_x - nu u_xx - forcing`` on the space-time image ``u (..., nx, nt)``.
+
+    Axis -2 is ``x`` (periodic, spacing ``1 / nx``), axis -1 is ``t`` (``nt`` nodes on
+    ``[0, final_time]``, spacing ``final_time / (nt - 1)``); the result lives on every ``x`` and the
+    interior times, shape ``(..., nx, nt - 2)``. Central differences (second order):
+    ``(u^{k+1} - u^{k-1}) / 2dt + (u_{j+1}^2 - u_{j-1}^2) / 4dx - nu (u_{j+1} - 2u_j + u_{j-1}) / dx^2``.
+    ``a`` (the initial condition, in the joint prior the coefficient channel) does not enter the
+    equation; when given it must have ``u``'s shape. ``forcing`` (a manufactured source) is a
+    number or a tensor broadcastable to ``u`` on the full grid.
+    """
+    if a is not None and a.shape != u.shape:
+        raise ValueError(f"coefficient {tuple(a.shape)} and solution {tuple(u.shape)} must have the same shape (..., nx, nt)")
+    if u.ndim < 2 or u.shape[-1] < 3 or u.shape[-2] < 3:
+        raise ValueError(f"solution of shape {tuple(u.shape)}: expected a space-time image (..., nx, nt) with nx, nt >= 3")
+    if not (nu >= 0 and final_time > 0):
+        raise ValueError(f"need nu >= 0 and final_time > 0; got nu={nu}, final_time={final_time}")
+    dx, dt = 1.0 / u.shape[-2], final_time / (u.shape[-1] - 1)
+    east, west = torch.roll(u, -1, dims=-2), torch.roll(u, 1, dims=-2)  # u_{j+1}, u_{j-1} (periodic x)
+    flux_x = (east**2 - west**2) / (4.0 * dx)
+    u_xx = (east - 2.0 * u + west) / dx**2
+    u_t = (u[..., 2:] - u[..., :-2]) / (2.0 * dt)
+    r = u_t + (flux_x - nu * u_xx)[..., 1:-1]
+    if isinstance(forcing, Tensor):
+        return r - torch.broadcast_to(forcing.to(u), u.shape)[..., 1:-1]
+    return r - float(forcing)
+
+
 RESIDUALS: dict[str, Callable[..., Tensor]] = {
-    "darcy": darcy_residual, "poisson": poisson_residual, "helmholtz": helmholtz_residual,
+    "darcy": darcy_residual, "poisson": poisson_residual, "helmholtz": helmholtz_residual, "burgers": burgers_residual,
 }
-_OPTIONS = {"darcy": {"forcing": "f", "face": "face"}, "poisson": {}, "helmholtz": {"k": "k"}}
+_OPTIONS = {"darcy": {"forcing": "f", "face": "face"}, "poisson": {}, "helmholtz": {"k": "k"},
+            "burgers": {"nu": "nu", "final_time": "final_time"}}
 
 
 def pde_residual(pde: str, a: Tensor, u: Tensor, min_coefficient: float = 1e-3, **options: Any) -> Tensor:
-    """The residual of ``pde`` (``"darcy"``, ``"poisson"``, ``"helmholtz"``) on the interior nodes.
+    """The residual of ``pde`` (``"darcy"``, ``"poisson"``, ``"helmholtz"``, ``"burgers"``) on the interior nodes.
 
-    ``options`` are the data generator's names (Darcy ``forcing``, ``face``; Helmholtz ``k``);
+    ``options`` are the data generator's names (Darcy ``forcing``, ``face``; Helmholtz ``k``;
+    Burgers ``nu``, ``final_time``; the solver's own time step ``dt`` is not the image's);
     other data options (GRF parameters, thresholds) are accepted and ignored. For the harmonic
     Darcy face average ``a`` is clamped at ``min_coefficient`` (see the module docstring).
     """
     if pde not in RESIDUALS:
         raise ValueError(f"no residual for PDE {pde!r}: choose one of {sorted(RESIDUALS)} "
-                         "(Navier-Stokes and Burgers residuals are not implemented)")
+                         "(no Navier-Stokes residual: see docs/pde.md)")
     kwargs = {_OPTIONS[pde][k]: v for k, v in options.items() if k in _OPTIONS[pde]}
     if pde == "darcy" and kwargs.get("face", "harmonic") == "harmonic":
         a = a.clamp(min=min_coefficient)

@@ -22,6 +22,7 @@ from sciddm.training import DiffusionModule
 from .data import FieldStats
 from .guidance import GuidanceWeights, diffusion_pde_sample
 from .operators import FieldObservation, observation_mask, observe
+from .residuals import RESIDUALS
 
 __all__ = ["PROBLEMS", "METHODS", "PDESolution", "make_observation", "load_prior", "solve_pde"]
 
@@ -88,6 +89,8 @@ def solve_pde(prior: DiffusionModule, stats: FieldStats, observation: FieldObser
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {METHODS}")
+    if pde not in RESIDUALS:
+        raise ValueError(f"unknown PDE {pde!r}: solve_pde knows {sorted(RESIDUALS)}")
     n = observation.resolution
     shape = tuple(prior.data_shape or ())
     if shape != (2, n, n):

@@ -46,3 +46,17 @@ def test_short_fit_lowers_loss() -> None:
     train_regressor(model, data, density=0.1, steps=100, batch_size=8, lr=1e-2)
     after = float(((model(x) - data) ** 2).mean())
     assert after < 0.5 * before, (before, after)
+
+
+def test_train_regressor_uses_the_given_mask_patterns() -> None:
+    seen: list[torch.Tensor] = []
+
+    def only_u_row(batch: int, n: int, density: float, g: torch.Generator) -> torch.Tensor:
+        m = torch.zeros(batch, 2, n, n)
+        m[:, 1, 0] = 1.0
+        seen.append(m)
+        return m
+
+    model = FNO2d(modes=2, width=4, layers=1)
+    train_regressor(model, torch.randn(4, 2, 16, 16), steps=3, batch_size=2, masks=only_u_row)
+    assert len(seen) == 3 and all(m.shape == (2, 2, 16, 16) for m in seen)

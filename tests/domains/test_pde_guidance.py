@@ -75,8 +75,12 @@ def test_bad_input() -> None:
     D = _denoiser(gmm, process)
     with pytest.raises(ValueError, match="VE"):
         diffusion_pde_sample(D, RectifiedFlow(), obs, STATS, pde="darcy")
-    with pytest.raises(ValueError, match="no default guidance weights"):
+    with pytest.raises(ValueError, match="no residual for PDE 'heat'"):
         diffusion_pde_sample(D, process, obs, STATS, pde="heat")
+    with pytest.raises(ValueError, match="no residual for PDE 'heat'"):  # before any sampling, weights or not
+        diffusion_pde_sample(D, process, obs, STATS, pde="heat", weights=GuidanceWeights(1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="no default guidance weights"):
+        diffusion_pde_sample(D, process, obs, STATS)
     with pytest.raises(ValueError, match="needs a PDE"):
         diffusion_pde_sample(D, process, obs, STATS, weights=GuidanceWeights(zeta_pde=1.0))
     with pytest.raises(ValueError, match="steps"):

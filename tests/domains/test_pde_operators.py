@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sciddm.domains.pde.data import FieldStats
-from sciddm.domains.pde.operators import FieldObservation, observation_mask, observe, point_mask, points_to_mask
+from sciddm.domains.pde.operators import FieldObservation, observation_mask, observe, point_mask, points_to_mask, sensor_mask
 
 
 def test_point_mask_density_and_uniqueness() -> None:
@@ -38,6 +38,17 @@ def test_any_pattern() -> None:
     assert m.sum() == 3 and m[3, 7] == 1 and m[7, 0] == 0
 
 
+def test_sensor_mask_observes_whole_rows() -> None:
+    m = sensor_mask(16, 5, generator=torch.Generator().manual_seed(3))
+    rows = m.sum(dim=1)
+    assert sorted(set(rows.tolist())) == [0.0, 16.0] and int((rows == 16).sum()) == 5  # 5 positions x, every t
+    assert torch.equal(m, sensor_mask(16, 5, generator=torch.Generator().manual_seed(3)))
+    with pytest.raises(ValueError, match="sensors on 16 positions"):
+        sensor_mask(16, 17)
+    with pytest.raises(ValueError, match="sensors on 16 positions"):
+        sensor_mask(16, 0)
+
+
 def test_bad_observations() -> None:
     with pytest.raises(ValueError, match="outside the 8x8 grid"):
         points_to_mask([[0, 8]], 8)
@@ -45,6 +56,12 @@ def test_bad_observations() -> None:
         FieldObservation(torch.zeros(2, 8, 8), torch.zeros(2, 8, 8))
     with pytest.raises(ValueError, match=r"expected \(2, n, n\)"):
         FieldObservation(torch.ones(8, 8), torch.zeros(8, 8))
+    with pytest.raises(ValueError, match="must both be"):  # fields of the wrong shape
+        observe(torch.zeros(2, 8, 8), torch.ones(2, 16, 16))
+    with pytest.raises(ValueError, match="must have the mask's shape"):
+        FieldObservation(torch.ones(2, 8, 8), torch.zeros(2, 4, 4))
+    with pytest.raises(ValueError, match="outside the 8x8 grid"):
+        points_to_mask([[-1, 3]], 8)
     with pytest.raises(ValueError, match="unknown field"):
         observation_mask(8, ("p",))
     with pytest.raises(ValueError, match="density"):

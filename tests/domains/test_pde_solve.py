@@ -60,7 +60,10 @@ def test_solve_pde_shapes_and_errors() -> None:
     other = make_observation(torch.zeros(2, 16, 16, dtype=torch.float64), "forward", 0.1)
     with pytest.raises(ValueError, match="8x8|16x16"):
         solve_pde(prior, stats, other, pde="darcy")
-    with pytest.raises(ValueError, match="no default guidance weights"):
+    for method in ("diffusionpde", "dps"):  # a PDE name that does not exist: caught before sampling
+        with pytest.raises(ValueError, match="unknown PDE 'heat'"):
+            solve_pde(prior, stats, obs, pde="heat", method=method)
+    with pytest.raises(ValueError, match="unknown PDE 'navier_stokes'"):
         solve_pde(prior, stats, obs, pde="navier_stokes")
 
 
