@@ -79,3 +79,17 @@ def test_downscale_bad_input() -> None:
         downscale(oracle_prior(), STATS, g, ["z250"], coarse=coarse_grain(g, 2), num_members=2, steps=2)
     with pytest.raises(ValueError, match="num_members"):
         downscale(oracle_prior(), STATS, g, VARS, coarse=coarse_grain(g, 2), num_members=1, steps=2)
+
+
+def test_downscale_calibration_inflates_about_the_mean() -> None:
+    """``calibration=s`` is the raw ensemble (same seed) with deviations from the mean scaled by s."""
+    g = grid()
+    kw = dict(coarse=coarse_grain(g, 2), num_members=4, steps=6, seed=2)
+    raw = downscale(oracle_prior(), STATS, g, VARS, **kw)
+    cal = downscale(oracle_prior(), STATS, g, VARS, calibration=1.7, **kw)
+    assert raw.attrs["calibration"] == 0.0 and cal.attrs["calibration"] == 1.7
+    for v in VARS:
+        np.testing.assert_allclose(cal[f"{v}_mean"].values, raw[f"{v}_mean"].values, rtol=1e-6)
+        np.testing.assert_allclose(cal[f"{v}_std"].values, 1.7 * raw[f"{v}_std"].values, rtol=1e-4)
+    with pytest.raises(ValueError, match="calibration"):
+        downscale(oracle_prior(), STATS, g, VARS, calibration=-1.0, **kw)
