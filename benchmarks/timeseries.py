@@ -95,15 +95,11 @@ def run_seed(seed: int, progress: bool, train_steps: int = MAX_STEPS, net: dict 
     train, val, test = (norm.transform(x) for x in (data.train, data.val, data.test))
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     speed: dict[str, float] = {}
-    for name, cls in DETECTORS.items():
-        model = cls().fit(train)
-        v = model.score(val)
-        start = time.perf_counter()
-        t = model.score(test)
-        speed[name] = (int(np.ceil((len(test) - WINDOW) / WINDOW)) + 1) / (time.perf_counter() - start)
-        scores[name] = (v, t)
-    for name, kwargs in (("gaussian_imputation", {"masks": "random"}), ("gaussian_imputation_grating", {"masks": "grating"})):
-        model = REFERENCE_DETECTORS["gaussian_imputation"](window=WINDOW, **kwargs).fit(train)
+    gaussian = REFERENCE_DETECTORS["gaussian_imputation"]
+    builders = {**DETECTORS, "gaussian_imputation": lambda: gaussian(window=WINDOW, masks="random"),
+                "gaussian_imputation_grating": lambda: gaussian(window=WINDOW, masks="grating")}
+    for name, build in builders.items():
+        model = build().fit(train)
         v = model.score(val)
         start = time.perf_counter()
         t = model.score(test)

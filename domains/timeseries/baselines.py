@@ -34,11 +34,16 @@ returns one score per step of any series (higher = more anomalous), ready for
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import Ridge
+
+from sciddm.datasets.timeseries import SlidingWindows
+
+from .masks import grating_pair, random_pair
 
 __all__ = ["Detector", "IsolationForestDetector", "PCADetector", "ForecastDetector", "InterpolationDetector",
            "GaussianImputationDetector", "DETECTORS", "REFERENCE_DETECTORS"]
@@ -200,10 +205,6 @@ class GaussianImputationDetector(Detector):
         self.residual_std: np.ndarray | None = None
 
     def _mask_pair(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
-        import torch  # the masks are ImDiffusion's own (torch); imported here to keep sklearn-only use light
-
-        from .masks import grating_pair, random_pair
-
         if self.masks == "grating":
             pair = grating_pair(channels, self.window, self.splits)
         else:
@@ -230,18 +231,14 @@ class GaussianImputationDetector(Detector):
         if x.shape[0] < self.window:
             raise ValueError(f"the series ({x.shape[0]} steps) is shorter than the window ({self.window}): "
                              "score a longer series or fit a shorter window")
-        starts = list(range(0, x.shape[0] - self.window + 1, self.window))
-        if starts[-1] + self.window < x.shape[0]:
-            starts.append(x.shape[0] - self.window)
-        flat = np.stack([x[s:s + self.window].T.reshape(-1) for s in starts])  # (N, C*L)
+        windows = SlidingWindows(x, self.window, self.window)  # stride L, the last window ends at T
+        starts = windows.starts
+        flat = np.stack([x[s:s + self.window].T.reshape(-1) for s in starts])  # (N, C*L), float64 from x
         imputed = np.empty_like(flat)
         for observed, hidden, gain in self.gains:
             imputed[:, hidden] = self.mean[hidden] + (flat[:, observed] - self.mean[observed]) @ gain.T
-        total, count = np.zeros_like(x), np.zeros(x.shape[0])
-        for s, w in zip(starts, imputed):
-            total[s:s + self.window] += w.reshape(x.shape[1], self.window).T
-            count[s:s + self.window] += 1
-        return total / count[:, None]
+        per_window = imputed.reshape(len(starts), x.shape[1], self.window).transpose(0, 2, 1)  # (N, L, C)
+        return windows.merge(per_window)  # overlapping steps (the last window) get the mean
 
     def _residuals(self, x: np.ndarray) -> np.ndarray:
         return x - self.impute(x)
