@@ -49,14 +49,18 @@ def gaussian_mae(train: np.ndarray, windows: torch.Tensor, mask: torch.Tensor) -
     return float(np.concatenate(errs).mean())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--decay-steps", type=int, default=500)
     p.add_argument("--every", type=int, default=250)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--out", type=Path, default=RESULTS)
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    if a.steps < 1 or a.decay_steps < 0 or a.every < 1 or a.lr <= 0:
+        p.error("need --steps >= 1, --decay-steps >= 0, --every >= 1 and --lr > 0")
+    if a.every > a.steps + a.decay_steps:
+        p.error(f"--every {a.every} exceeds the {a.steps + a.decay_steps} training steps: nothing would be evaluated")
     torch.set_num_threads(1)
     start = time.perf_counter()
     data = dataset(0)

@@ -117,3 +117,12 @@ def test_gaussian_imputation_is_the_conditional_mean_and_flags_a_broken_relation
     labels = np.zeros(len(test), int)
     labels[300:310] = 1
     assert auroc(labels, score) > 0.95
+
+
+@pytest.mark.parametrize("args", [["--every", "0"], ["--steps", "0"], ["--steps", "10", "--decay-steps", "0", "--every", "20"]])
+def test_learning_curve_benchmark_refuses_settings_that_evaluate_nothing(args, capsys) -> None:
+    from benchmarks.timeseries_learning_curve import main
+
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "--every" in capsys.readouterr().err
