@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from benchmarks.atmos_demo import CACHE, ROOT, VARIABLES, train_prior
+from benchmarks.atmos_demo import CACHE, ROOT, VARIABLES, data_name, train_prior
 from benchmarks.common import write_result
 
 RESULTS = ROOT / "benchmarks" / "results" / "atmos_sr.json"
@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    default=["coarse", "stations", "fused"], help="posterior rows to run (default all three)")
     p.add_argument("--zeta", type=float, default=None,
                    help="DPS step of the rows with a coarse field (default: downscale's default_hparams)")
+    p.add_argument("--prior", default=None,
+                   help="prior config in experiments/atmos/ without .yaml (default quick32 at 32x32, prior64 at 64x64; "
+                        "e.g. prior64_edm); cached under its own name")
     p.add_argument("--train-minutes", type=float, default=12.0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on shared cores)")
     p.add_argument("--seed", type=int, default=0)
@@ -170,7 +173,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = a.steps or 50
     factor = a.factor or (4 if a.resolution == 32 else 8)
     prior_name, corr_name, store, val_start = SETUPS[a.resolution]
+    if a.prior is not None:
+        if data_name(a.prior) != store:
+            raise ValueError(f"--prior {a.prior} is not a {a.resolution}x{a.resolution} config (its data: {data_name(a.prior)})")
+        if not (ROOT / "experiments" / "atmos" / f"{a.prior}.yaml").is_file():
+            raise ValueError(f"--prior {a.prior}: no experiments/atmos/{a.prior}.yaml")
+        prior_name = a.prior
     stem = "atmos_sr" if a.resolution == 32 else f"atmos_sr{a.resolution}"
+    if prior_name != SETUPS[a.resolution][0]:
+        stem += f"_{prior_name}"
     if a.zeta_sweep:
         stem += "_zeta"
     out = a.out or RESULTS.with_name(f"{stem}_quick.json" if a.quick else f"{stem}.json")
@@ -181,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sciddm.uq import fit_spread_inflation, inflate_spread
 
     method = a.default_method or DEFAULT_METHOD
-    prior_ckpt = train_prior(f"{'quick32' if a.resolution == 32 else 'prior64'}.yaml", prior_name, a.train_minutes)
+    prior_ckpt = train_prior(f"{prior_name}.yaml", prior_name, a.train_minutes)
     prior = load_model(prior_ckpt)
     corr = None
     if not a.zeta_sweep and (a.resolution == 32 or (CACHE / corr_name / "prior.ckpt").is_file()):

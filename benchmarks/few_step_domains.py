@@ -409,7 +409,7 @@ def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
         return {"skipped": f"missing {prior_path}"}
     from sciddm.datasets.atmosphere import Normalization, open_gridded
     from sciddm.domains.atmos import bicubic
-    from sciddm.domains.atmos.downscale import _observations, default_hparams
+    from sciddm.domains.atmos.downscale import build_observation, default_hparams
     from sciddm.inverse import sample_posterior
     from sciddm.training import load_model
     from sciddm.uq import crps
@@ -423,7 +423,8 @@ def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
     cases = []  # (operator, y, truth): the fused observation exactly as sciddm.domains.atmos.downscale builds it
     for k, t in enumerate(picks):
         truth_ds, coarse, stations = make_case(ds, stats, int(t), 4, 0.02, args.seed + k)
-        op, y, _ = _observations(VARIABLES, stats, truth_ds, coarse, stations, None, COARSE_NOISE, STATION_NOISE, None)
+        op, y, _ = build_observation(truth_ds, VARIABLES, stats, coarse=coarse, stations=stations,
+                                     coarse_noise=COARSE_NOISE, station_noise=STATION_NOISE)
         truth = normalize(np.stack([truth_ds[v].values for v in VARIABLES]), stats)
         cases.append((op, y.float(), truth))
         yc = normalize(np.stack([coarse[v].values for v in VARIABLES]), stats)

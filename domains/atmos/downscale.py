@@ -33,7 +33,7 @@ from sciddm.process import Process
 
 from .operators import Noise, coarse_observation, coarse_operator, grid_of, station_operator
 
-__all__ = ["downscale", "load_prior", "ensemble_dataset", "write_ensemble", "DEFAULT_METHOD", "DEFAULT_STEPS",
+__all__ = ["downscale", "build_observation", "load_prior", "ensemble_dataset", "write_ensemble", "DEFAULT_METHOD", "DEFAULT_STEPS",
            "default_hparams"]
 
 #: the posterior sampler chosen by benchmarks/atmos_sr.py (see docs/atmos.md) and its steps
@@ -77,9 +77,30 @@ def load_prior(prior: Prior) -> tuple[Callable[..., Tensor], Process, tuple[int,
     raise ValueError("prior must be a checkpoint path, a sciddm DiffusionModule, or (denoiser, process, data_shape)")
 
 
-def _observations(variables: Sequence[str], stats: Normalization, grid: xr.Dataset, coarse: xr.Dataset | None,
-                  stations: pd.DataFrame | str | None, time: Any, coarse_noise: Noise, station_noise: Noise,
-                  weights: Sequence[float] | None) -> tuple[Operator, Any, dict[str, Any]]:
+def build_observation(
+    grid: xr.Dataset,
+    variables: Sequence[str],
+    normalization: Normalization | str | os.PathLike[str],
+    *,
+    coarse: xr.Dataset | None = None,
+    stations: pd.DataFrame | str | None = None,
+    time: Any = None,
+    coarse_noise: Noise = 0.05,
+    station_noise: Noise = 0.05,
+    weights: Sequence[float] | None = None,
+) -> tuple[Operator, Tensor, dict[str, Any]]:
+    """The observation :func:`downscale` conditions on, for use with any sampler of :mod:`sciddm.inverse`.
+
+    Returns ``(operator, y, info)``: the coarse-graining operator, the station operator, or both
+    fused into one Gaussian likelihood (a flat concatenation, each modality with its own noise
+    and optional tempering ``weights``); ``y`` in normalised model units (float64); ``info``
+    with ``coarse_factor``, ``stations`` (the table used) and ``station_variables``. Arguments
+    are those of :func:`downscale`. This is the way to call
+    ``sample_posterior(method, denoiser, process, operator, y.float(), ...)`` with settings
+    ``downscale`` does not expose (a custom time grid, a distilled student, a warm start).
+    """
+    stats = normalization if isinstance(normalization, Normalization) else Normalization.load(normalization)
+    stats.check(list(variables))
     parts: list[Operator] = []
     ys: list[Tensor] = []
     info: dict[str, Any] = {}
@@ -188,7 +209,8 @@ def downscale(
                          f"sciddm.uq.fit_spread_inflation) or None; got {calibration!r}")
     if any(not 0.0 < q < 1.0 for q in quantiles):
         raise ValueError(f"quantiles must lie in (0, 1); got {list(quantiles)}")
-    operator, y, info = _observations(variables, stats, grid, coarse, stations, time, coarse_noise, station_noise, weights)
+    operator, y, info = build_observation(grid, variables, stats, coarse=coarse, stations=stations, time=time,
+                                          coarse_noise=coarse_noise, station_noise=station_noise, weights=weights)
     y32 = y.float()
     generator = torch.Generator().manual_seed(seed)
     modalities = [k for k, v in (("coarse", coarse), ("stations", stations)) if v is not None]

@@ -93,3 +93,26 @@ def test_downscale_calibration_inflates_about_the_mean() -> None:
         np.testing.assert_allclose(cal[f"{v}_std"].values, 1.7 * raw[f"{v}_std"].values, rtol=1e-4)
     with pytest.raises(ValueError, match="calibration"):
         downscale(oracle_prior(), STATS, g, VARS, calibration=-1.0, **kw)
+
+
+def test_build_observation_is_the_operator_downscale_uses() -> None:
+    from sciddm.domains.atmos import build_observation
+
+    g = grid()
+    coarse = coarse_grain(g, 2)
+    op_c, y_c, info_c = build_observation(g, VARS, STATS, coarse=coarse)
+    op_s, y_s, info_s = build_observation(g, VARS, STATS, stations=stations())
+    op_f, y_f, info_f = build_observation(g, VARS, STATS, coarse=coarse, stations=stations())
+    assert info_c["coarse_factor"] == 2 and len(info_s["stations"]) == 2
+    assert info_f["coarse_factor"] == 2 and list(info_f["station_variables"]) == list(info_s["station_variables"])
+    # noiseless coarse data are the block means of the (normalised) grid itself
+    x = torch.tensor(np.stack([(g[v].values - STATS.mean[v]) / STATS.std[v] for v in VARS]))[None]
+    torch.testing.assert_close(op_c(x).reshape(-1), y_c.reshape(-1).to(x.dtype))
+    # the fused operator and data are the two modalities side by side
+    z = torch.randn(3, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(op_f(z), torch.cat([op_c(z).reshape(3, -1), op_s(z).reshape(3, -1)], dim=1))
+    torch.testing.assert_close(y_f.reshape(-1), torch.cat([y_c.reshape(-1), y_s.reshape(-1)]))
+    with pytest.raises(ValueError, match="nothing to condition on"):
+        build_observation(g, VARS, STATS)
+    with pytest.raises(ValueError, match="weights"):
+        build_observation(g, VARS, STATS, coarse=coarse, weights=[1.0, 2.0])
