@@ -86,6 +86,26 @@ def test_warmup_is_linear_in_steps() -> None:
     assert lrs == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
 
 
+def test_warmup_then_step_decay_at_milestones() -> None:
+    """lr_milestones multiply the (warmed-up) rate by 0.1 at fractions of the run's optimiser steps."""
+    seen: list[float] = []
+
+    class Record(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    pl.seed_everything(0)
+    model = DiffusionModule(MLPDenoiserNet(2, width=8, depth=1, emb_dim=8), VP(), lr=0.1, warmup_steps=2,
+                            lr_milestones=(0.5, 0.75), val_num_samples=0)
+    trainer = _trainer(max_steps=8)
+    trainer.callbacks.append(Record())
+    trainer.fit(model, GaussianMixtureDataModule(num_train=64, num_val=16, batch_size=8))
+    assert seen == pytest.approx([0.05, 0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    for bad in [(0.5, 0.25), (1.0,), (0.0,)]:
+        with pytest.raises(ValueError, match="lr_milestones"):
+            DiffusionModule(MLPDenoiserNet(2, width=8, depth=1, emb_dim=8), VP(), lr_milestones=bad)
+
+
 def test_python_built_module_checkpoint_round_trip(tmp_path: Path) -> None:
     """A module built in Python stores process.config(), the data shape and an optimised grid."""
     pl.seed_everything(0)

@@ -116,11 +116,9 @@ class ImputerModule(DiffusionModule):
             raise ValueError(f"random_ratio must lie in (0, 1) or be None; got {random_ratio}")
         process = VP.from_betas(quad_betas(num_steps, beta_start, beta_end))
         super().__init__(net, process, prediction=prediction, lr=lr, betas=betas, weight_decay=weight_decay,
-                         warmup_steps=warmup_steps, sample_solver=sample_solver, sample_steps=sample_steps,
-                         sample_grid=sample_grid, val_num_samples=0, data_shape=data_shape, seed=seed)
-        if any(not 0.0 < float(f) < 1.0 for f in lr_milestones) or list(lr_milestones) != sorted(lr_milestones):
-            raise ValueError(f"lr_milestones must be increasing fractions in (0, 1); got {list(lr_milestones)}")
-        self.lr_milestones = tuple(float(f) for f in lr_milestones)
+                         warmup_steps=warmup_steps, lr_milestones=lr_milestones, sample_solver=sample_solver,
+                         sample_steps=sample_steps, sample_grid=sample_grid, val_num_samples=0, data_shape=data_shape,
+                         seed=seed)
         self.mask_strategies = tuple(int(s) for s in mask_strategies)
         self.random_ratio, self.grating_splits = random_ratio, int(grating_splits)
 
@@ -129,23 +127,6 @@ class ImputerModule(DiffusionModule):
         return bool(self.net.conditional)
 
     # -- training ---------------------------------------------------------------------------------
-    def configure_optimizers(self) -> Any:
-        """The parent's AdamW (and warmup), then CSDI's step decay by 0.1 at each of ``lr_milestones``."""
-        base = super().configure_optimizers()
-        if not self.lr_milestones:
-            return base
-        opt = base["optimizer"] if isinstance(base, dict) else base
-        warmup = int(self.hparams.warmup_steps)
-        total = int(self.trainer.estimated_stepping_batches)
-        steps = [int(f * total) for f in self.lr_milestones]
-
-        def factor(step: int) -> float:
-            ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-            return ramp * 0.1 ** sum(step >= m for m in steps)
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
     def masked_loss(self, x0: Tensor, generator: torch.Generator) -> Tensor:
         """CSDI's loss (Algorithm 1): eps-MSE (or the chosen target's) on the hidden entries of a fresh mask."""
         B, K, L = x0.shape

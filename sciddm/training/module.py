@@ -18,7 +18,7 @@ and restored when training resumes.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import lightning.pytorch as pl
 import torch
@@ -66,6 +66,10 @@ class DiffusionModule(pl.LightningModule):
         loss: the objective (:class:`sciddm.losses.DiffusionLoss`); default plain MSE, uniform t.
         lr, betas, weight_decay: AdamW (Loshchilov & Hutter 2019).
         warmup_steps: linear learning-rate warm-up over this many optimiser steps.
+        lr_milestones: fractions of the run's optimiser steps after which the learning rate is
+            multiplied by 0.1 (a step decay, e.g. CSDI's ``MultiStepLR`` at 0.75 and 0.9); ``()``
+            (default) keeps it constant. The run's length is the trainer's
+            ``estimated_stepping_batches`` (``max_steps``, or epochs x batches).
         sample_solver, sample_steps, sample_grid: sampling defaults for validation and
             ``sciddm sample`` (any of :data:`sciddm.sampling.SOLVERS` / grids).
         val_num_samples: samples drawn at each validation epoch end to log
@@ -86,6 +90,7 @@ class DiffusionModule(pl.LightningModule):
         betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
+        lr_milestones: Sequence[float] = (),
         sample_solver: str = "ddim",
         sample_steps: int = 50,
         sample_grid: str = "logsnr",
@@ -101,6 +106,9 @@ class DiffusionModule(pl.LightningModule):
         loss = loss if loss is not None else DiffusionLoss()
         if lr <= 0 or weight_decay < 0 or warmup_steps < 0:
             raise ValueError(f"need lr > 0, weight_decay >= 0, warmup_steps >= 0; got {lr}, {weight_decay}, {warmup_steps}")
+        if any(not 0.0 < float(f) < 1.0 for f in lr_milestones) or list(lr_milestones) != sorted(lr_milestones):
+            raise ValueError(f"lr_milestones must be increasing fractions in (0, 1); got {list(lr_milestones)}")
+        self.lr_milestones = tuple(float(f) for f in lr_milestones)
         if not isinstance(sample_steps, int) or sample_steps < 1:
             raise ValueError(f"sample_steps must be an integer >= 1; got {sample_steps!r}")
         if val_num_samples < 0:
@@ -231,10 +239,17 @@ class DiffusionModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         h = self.hparams
         opt = torch.optim.AdamW(self.parameters(), lr=h.lr, betas=tuple(h.betas), weight_decay=h.weight_decay)
-        if h.warmup_steps <= 0:
-            return opt
         warmup = int(h.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
+        if warmup <= 0 and not self.lr_milestones:
+            return opt
+        total = int(self.trainer.estimated_stepping_batches) if self.lr_milestones else 0
+        steps = [int(f * total) for f in self.lr_milestones]
+
+        def factor(step: int) -> float:
+            ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+            return ramp * 0.1 ** sum(step >= m for m in steps)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- evaluation -----------------------------------------------------------------------------
