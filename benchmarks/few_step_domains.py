@@ -18,13 +18,16 @@ the cached teacher and cached under ``benchmarks/cache/few_step/``), with wall s
    the forward problem (``a`` observed at 3 %), DPS (as ``pde.py``: full = 100 steps, Karras grid),
    ``--pde-cases`` test pairs, ``--pde-members`` members; DPS on optimised grids; DPS with the
    progressive student (Karras base grid, 16 -> 1) on the student's own grid.
-3. Atmosphere 32x32 (``benchmarks/atmos_sr.py``'s prior): fair CRPS (normalised units) of the fused
+3. Atmosphere 32x32 (``benchmarks/atmos_sr.py``'s prior; ``--atmos-prior prior64_edm`` for its 64x64
+   EDM prior with x8 coarse input): fair CRPS (normalised units) of the fused
    (x4 coarse + 2 % stations) DPS ensemble (zeta = 8, the atmos default; full = 50 steps, the
    atmos default), ``--atmos-times`` held-out times, ``--atmos-members`` members; DPS with the
    paper's zeta = 1 (``--atmos-zetas``), and on the optimised DDIM grids shipped beside the prior
-   (``prior.ckpt.grids.json``). ``--atmos-student`` asks for a progressive student, which the
-   cached eps-predicting prior cannot give (Salimans & Ho 2022, sec. 4): the entry says so.
-4. Time series: not measured here (its model is being changed); a placeholder entry says so.
+   (``prior.ckpt.grids.json``). ``--atmos-student`` asks for a progressive student, which an
+   eps-predicting prior (quick32, prior64) cannot give (Salimans & Ho 2022, sec. 4): the entry says
+   so; the x0-predicting prior64_edm gets one.
+4. Time series: not measured here: the CPU-trained imputer detects at chance at every NFE
+   (``benchmarks/timeseries.py``, issue #7), so there is no quality to keep; an entry says so.
 
 Goal (issue #9): at 4 NFE within 10 % of the full-step teacher's metric, at 1 NFE within 25 %
 (all metrics here are lower-is-better; the gap is ``(metric - full) / full``). Printed per row
@@ -400,12 +403,19 @@ def pde_domain(args: argparse.Namespace) -> dict[str, Any]:
 # -- atmosphere ----------------------------------------------------------------------------------------
 def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
     """Fused (x4 coarse + 2 % stations) DPS ensembles on held-out times: fair CRPS against NFE."""
-    from benchmarks.atmos_demo import CACHE as ATMOS_CACHE, VARIABLES
-    from benchmarks.atmos_sr import COARSE_NOISE, STATION_NOISE, make_case, normalize
+    from benchmarks.atmos_demo import CACHE as ATMOS_CACHE, VARIABLES, data_name
+    from benchmarks.atmos_sr import COARSE_NOISE, SETUPS, STATION_NOISE, make_case, normalize
 
-    prior_path = ATMOS_CACHE / "quick32" / "prior.ckpt"
+    name = args.atmos_prior
+    res = 64 if data_name(name) == "qg64.zarr" else 32
+    _, _, store, val_start = SETUPS[res]
+    factor = 4 if res == 32 else 8  # the atmos_sr benchmark's coarse factor at this grid
+    title = f"Atmosphere {res}x{res} fused DPS ({name})"
+    prior_path = ATMOS_CACHE / name / "prior.ckpt"
     if not prior_path.is_file():
-        print(f"atmosphere skipped: no prior at {prior_path}; create it with `python -m benchmarks.atmos_demo`")
+        how = ("python -m benchmarks.atmos_demo" if name == "quick32"
+               else f"python -m benchmarks.atmos_sr --resolution {res} --prior {name}")
+        print(f"atmosphere skipped: no prior at {prior_path}; create it with `{how}`")
         return {"skipped": f"missing {prior_path}"}
     from sciddm.datasets.atmosphere import Normalization, open_gridded
     from sciddm.domains.atmos import bicubic
@@ -415,14 +425,14 @@ def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
     from sciddm.uq import crps
 
     model = load_model(prior_path).eval().requires_grad_(False)
-    stats = Normalization.load(ATMOS_CACHE / "quick32" / "normalization.json")
-    ds = open_gridded(ATMOS_CACHE / "qg32.zarr")
-    val = np.flatnonzero(ds["time"].values >= np.datetime64("2002-09-01"))
+    stats = Normalization.load(ATMOS_CACHE / name / "normalization.json")
+    ds = open_gridded(ATMOS_CACHE / store)
+    val = np.flatnonzero(ds["time"].values >= np.datetime64(val_start))
     picks = val[np.linspace(0, val.size - 1, args.atmos_times + 2).round().astype(int)[1:-1]]
     bicubic_mae: list[float] = []  # the deterministic baseline's CRPS (= its MAE): what sampling must beat
     cases = []  # (operator, y, truth): the fused observation exactly as sciddm.domains.atmos.downscale builds it
     for k, t in enumerate(picks):
-        truth_ds, coarse, stations = make_case(ds, stats, int(t), 4, 0.02, args.seed + k)
+        truth_ds, coarse, stations = make_case(ds, stats, int(t), factor, 0.02, args.seed + k)
         op, y, _ = build_observation(truth_ds, VARIABLES, stats, coarse=coarse, stations=stations,
                                      coarse_noise=COARSE_NOISE, station_noise=STATION_NOISE)
         truth = normalize(np.stack([truth_ds[v].values for v in VARIABLES]), stats)
@@ -474,12 +484,12 @@ def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
     elif args.atmos_student:
         from benchmarks.warm_start import _fields
 
-        train_idx = np.flatnonzero(ds["time"].values < np.datetime64("2002-09-01"))
+        train_idx = np.flatnonzero(ds["time"].values < np.datetime64(val_start))
         data = _fields(ds, stats, train_idx)
         cfg = dict(start_steps=16, round_steps=args.atmos_round_steps, base_grid="uniform", lr=args.student_lr,
                    batch=8, seed=args.seed)
         print(f"atmosphere progressive student ({cfg}) ...", flush=True)
-        saved = progressive_student(model, data, cache=STUDENTS / f"atmos_quick32_pd16_r{args.atmos_round_steps}.pt",
+        saved = progressive_student(model, data, cache=STUDENTS / f"atmos_{name}_pd16_r{args.atmos_round_steps}.pt",
                                     **cfg)
         template = build_progressive(model, start_steps=16, round_steps=args.atmos_round_steps, base_grid="uniform",
                                      lr=args.student_lr, seed=args.seed, data_shape=list(shape))
@@ -490,10 +500,11 @@ def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
     bar.close()
     full = next(r["metric"] for r in rows if r["nfe"] == full_steps and r["method"].startswith("teacher DPS, time"))
     report = goal_report(rows, full)
-    print_rows("Atmosphere 32x32 fused DPS", "CRPS", rows, full, report)
+    print_rows(title, "CRPS", rows, full, report)
     print(f"  reference: bicubic interpolation of the coarse field (no sampling), CRPS = MAE "
           f"{np.mean(bicubic_mae):.4f}")
-    return {"metric": "fair CRPS (normalised units) of the fused posterior ensemble",
+    return {"metric": "fair CRPS (normalised units) of the fused posterior ensemble", "title": title,
+            "prior": name, "factor": factor,
             "reference": {"name": "bicubic (coarse field only)", "metric": float(np.mean(bicubic_mae))},
             "times": [str(ds["time"].values[i])[:10] for i in picks], "members": m,
             "sampler": f"dps (zeta = {zeta}, the atmos default with coarse input)",
@@ -516,6 +527,7 @@ def _panels(result: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]
     for name, title, metric in (("pde", "Darcy 32x32 forward (3 % obs.)", "u relative L2"),
                                 ("atmos", "Atmosphere 32x32 fused DPS", "CRPS")):
         if "rows" in d.get(name, {}):
+            title = d[name].get("title", title)
             ref = d[name].get("reference", {}).get("metric")
             out.append((title, metric, clean(d[name]["rows"]), d[name]["full"]["metric"], ref))
     return out
@@ -616,6 +628,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--atmos-full", type=int, default=50)
     p.add_argument("--atmos-zetas", default="1", help="extra DPS step sizes (teacher rows up to 16 NFE and full); "
                    "'' for none")
+    p.add_argument("--atmos-prior", default="quick32",
+                   help="cached prior of benchmarks/atmos_sr.py (quick32: 32x32, x4; prior64 / prior64_edm: 64x64, x8)")
     p.add_argument("--atmos-student", action="store_true", help="also distil the atmosphere prior (slow on CPU)")
     p.add_argument("--atmos-round-steps", type=int, default=40)
     p.add_argument("--out", default=str(RESULTS / "few_step_domains.json"))
@@ -644,8 +658,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "machine": machine_info(), "args": dict(vars(args)), "goals": {str(k): v for k, v in GOALS.items()},
         "note": ("1 thread of a shared 2-core CPU: wall times are inflated by other jobs. Teachers are the cached "
                  "CPU-sized models of benchmarks/mri.py, pde.py and atmos_sr.py; students are trained here."),
-        "domains": {"timeseries": {"skipped": "not measured: the time-series model is being changed by another "
-                                              "engineer (placeholder; rerun once it has landed)"}},
+        "domains": {"timeseries": {"skipped": "not measured: the CPU-trained imputer detects at chance at every "
+                                              "step count (benchmarks/timeseries.py), so there is no full-step "
+                                              "quality to keep"}},
     }
     if args.update and Path(args.out).is_file():
         old = json.loads(Path(args.out).read_text())

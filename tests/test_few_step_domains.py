@@ -78,3 +78,13 @@ def test_progressive_snapshots_are_the_student_at_the_end_of_each_round(tmp_path
     assert again["train_s"] == saved["train_s"]
     other = progressive_student(teacher, data, cache=tmp_path / "s.pt", **{**cfg, "lr": 2e-3})
     assert other["config"]["lr"] == 2e-3 and not torch.equal(other["states"][1][w], saved["states"][1][w])
+
+
+def test_atmos_domain_without_its_cached_prior_says_how_to_make_it(capsys) -> None:
+    import argparse
+
+    from benchmarks.few_step_domains import atmos_domain
+
+    out = atmos_domain(argparse.Namespace(atmos_prior="prior64_not_trained"))
+    assert out["skipped"].startswith("missing") and "prior64_not_trained" in out["skipped"]
+    assert "--resolution 64 --prior prior64_not_trained" in capsys.readouterr().out
