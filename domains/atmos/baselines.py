@@ -67,6 +67,12 @@ class CorrDiffModule(DiffusionModule):
             (``UNetDenoiserNet(cond_channels=C)``).
         regression_net: ``net(c, t) -> mu`` (called with ``t = 0``; a ``UNetDenoiserNet``).
         factor: the coarsening factor the model is trained for.
+        coarse_noise: standard deviation (model units) of Gaussian noise added to the block
+            means during training and validation, so that the inputs look like the noisy coarse
+            observations the model will be given. 0 (default) trains on exact block means, and
+            then the regression can learn a sharp, deconvolution-like map that amplifies
+            observation noise (measured at 64x64/x8: RMSE 0.075 from exact block means, 0.28
+            from block means with noise of 5 % of the std; docs/atmos.md).
         process, prediction, loss, lr, ...: as in :class:`DiffusionModule` (for the residual).
     """
 
@@ -76,6 +82,7 @@ class CorrDiffModule(DiffusionModule):
         regression_net: nn.Module,
         process: Process,
         factor: int = 8,
+        coarse_noise: float = 0.0,
         prediction: str = "eps",
         preconditioning: str | None = None,
         sigma_data: float = 0.5,
@@ -98,12 +105,22 @@ class CorrDiffModule(DiffusionModule):
                          val_num_samples=val_num_samples, data_shape=data_shape, seed=seed)
         if not isinstance(factor, int) or factor < 1:
             raise ValueError(f"factor must be an integer >= 1; got {factor!r}")
+        if not coarse_noise >= 0:
+            raise ValueError(f"coarse_noise must be >= 0; got {coarse_noise!r}")
         self.regression_net = regression_net
         self.factor = factor
+        self.coarse_noise = float(coarse_noise)
 
-    def upsampled_coarse(self, x0: Tensor) -> Tensor:
-        """The training input: block mean of ``x0`` upsampled back to its grid."""
-        return bicubic(CoarseGrain(self.factor, 1.0, spatial_dims=2).forward(x0), tuple(x0.shape[-2:]))
+    def coarse_of(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The block means of ``x0``, plus ``coarse_noise`` Gaussian noise when a generator is given."""
+        y = CoarseGrain(self.factor, 1.0, spatial_dims=2).forward(x0)
+        if self.coarse_noise > 0 and generator is not None:
+            y = y + self.coarse_noise * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        return y
+
+    def upsampled_coarse(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The training input: the (noisy, see :meth:`coarse_of`) block means upsampled back to the grid."""
+        return bicubic(self.coarse_of(x0, generator), tuple(x0.shape[-2:]))
 
     def regress(self, c: Tensor) -> Tensor:
         """``mu(c)``: the regression UNet's estimate of the fine field from the upsampled coarse one."""
@@ -111,7 +128,7 @@ class CorrDiffModule(DiffusionModule):
 
     def _losses(self, batch: Any, g: torch.Generator) -> tuple[Tensor, Tensor]:
         x0, _ = unpack_batch(batch)
-        c = self.upsampled_coarse(x0)
+        c = self.upsampled_coarse(x0, g)
         mu = self.regress(c)
         reg = (mu - x0).pow(2).mean()  # CorrDiff eq. 3: the UNet regression's MSE
         res = self.loss_fn(self.denoiser, x0 - mu.detach(), {"cond": c}, generator=g)  # eq. 4 on the residual

@@ -72,3 +72,18 @@ def test_data_module_on_a_tiny_synthetic_store(tmp_path: Path) -> None:
     assert allx.std((0, 2, 3), correction=0).tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
     with pytest.raises(ValueError, match="does not exist"):
         AtmosDataModule(str(tmp_path / "none.zarr"), ["z250"], ("2000-01-01", "2000-01-02"), ("2000-01-03", "2000-01-04")).prepare_data()
+
+
+def test_corrdiff_trains_on_noisy_block_means_when_asked() -> None:
+    """coarse_noise adds N(0, s^2) to each block mean (only with a generator: sampling stays exact)."""
+    net = lambda: UNetDenoiserNet(spatial_dims=2, in_channels=1, channels=[8, 8], attention_levels=[False, False],
+                                  num_res_blocks=1, norm_num_groups=4)  # noqa: E731
+    x0 = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    exact = CorrDiffModule(net(), net(), VP(), factor=4).coarse_of(x0)
+    noisy_model = CorrDiffModule(net(), net(), VP(), factor=4, coarse_noise=0.3)
+    torch.testing.assert_close(noisy_model.coarse_of(x0), exact)  # no generator: no noise
+    diff = noisy_model.coarse_of(x0, torch.Generator().manual_seed(1)) - exact
+    assert diff.shape == (64, 1, 2, 2)
+    assert abs(float(diff.std()) - 0.3) < 0.3 * 0.15 and abs(float(diff.mean())) < 0.3 * 0.15
+    with pytest.raises(ValueError, match="coarse_noise"):
+        CorrDiffModule(net(), net(), VP(), factor=4, coarse_noise=-0.1)
