@@ -154,8 +154,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "sciddm.domains.atmos.DEFAULT_METHOD)")
     p.add_argument("--zeta-sweep", type=float, nargs="+", default=None,
                    help="only sweep DPS's zeta on the fused problem at the calibration times")
-    p.add_argument("--modalities", nargs="+", choices=["coarse", "stations", "fused"],
-                   default=["coarse", "stations", "fused"], help="posterior rows to run (default all three)")
+    p.add_argument("--modalities", nargs="*", choices=["coarse", "stations", "fused"],
+                   default=["coarse", "stations", "fused"],
+                   help="posterior rows to run (default all three; none: only the bicubic and CorrDiff baselines)")
     p.add_argument("--zeta", type=float, default=None,
                    help="DPS step of the rows with a coarse field (default: downscale's default_hparams)")
     p.add_argument("--prior", default=None,
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if corr is not None:
             runs.append(("corrdiff", *corrdiff(yc, truth)))
         runs += [(f"{name}/{method}", *posterior(method, truth_ds, obs)) for name, obs in modalities(coarse, stations)]
-        if k == 0:
+        if k == 0 and "fused" in a.modalities:
             runs += [(f"fused/{m}", *posterior(m, truth_ds, dict(coarse=coarse, stations=stations)))
                      for m in a.methods if m != method]
         for name, ens, sec in runs:
