@@ -26,7 +26,8 @@ from .spectra import radial_spectrum, spectrum_error
 
 __all__ = [
     "AtmosDataModule", "coarse_grain", "coarse_operator", "coarse_observation", "station_operator",
-    "StationObservation", "sample_stations", "downscale", "build_observation", "load_prior", "ensemble_dataset", "write_ensemble",
+    "StationObservation", "sample_stations", "downscale", "build_observation", "load_prior", "ensemble_dataset",
+    "write_ensemble",
     "DEFAULT_METHOD", "bicubic", "CorrDiffModule", "corrdiff_sample", "radial_spectrum", "spectrum_error",
     "plot_downscaled", "plot_spectra",
 ]

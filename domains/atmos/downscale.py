@@ -33,8 +33,8 @@ from sciddm.process import Process
 
 from .operators import Noise, coarse_observation, coarse_operator, grid_of, station_operator
 
-__all__ = ["downscale", "build_observation", "load_prior", "ensemble_dataset", "write_ensemble", "DEFAULT_METHOD", "DEFAULT_STEPS",
-           "default_hparams"]
+__all__ = ["downscale", "build_observation", "load_prior", "ensemble_dataset", "write_ensemble", "DEFAULT_METHOD",
+           "DEFAULT_STEPS", "default_hparams"]
 
 #: the posterior sampler chosen by benchmarks/atmos_sr.py (see docs/atmos.md) and its steps
 DEFAULT_METHOD = "dps"
