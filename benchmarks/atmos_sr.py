@@ -51,6 +51,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "atmos_sr.json"
 #: per grid size: prior cache name, CorrDiff cache name, data store, start of the validation period
 SETUPS = {32: ("quick32", "corrdiff32", "qg32.zarr", "2002-09-01"),
           64: ("prior64", "corrdiff64", "qg64.zarr", "2005-01-01")}
+DEFAULT_FACTOR = {32: 4, 64: 8}  # coarse-graining factor per grid size
 COARSE_NOISE = 0.05  # fraction of each variable's std
 STATION_NOISE = 0.1
 
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n_cal = a.calibration_times if a.calibration_times is not None else (1 if a.quick else 3)
     members = a.members or (8 if a.quick else 32)
     steps = a.steps or 50
-    factor = a.factor or (4 if a.resolution == 32 else 8)
+    factor = a.factor or DEFAULT_FACTOR[a.resolution]
     prior_name, corr_name, store, val_start = SETUPS[a.resolution]
     if a.prior is not None:
         if data_name(a.prior) != store:

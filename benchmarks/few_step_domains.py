@@ -219,6 +219,17 @@ def _nfes(full: int, include: Iterable[int] = NFES) -> list[int]:
     return sorted({k for k in include if k <= full} | {full})
 
 
+def record_row(rows: list[dict[str, Any]], bar: Any, method: str, nfe: int, scores: list[float], secs: list[float],
+               samples: int, hp: dict[str, Any], per: str) -> None:
+    """Append one method x NFE row: the mean metric over cases, the per-case values under ``per``,
+    seconds per sample and a custom time grid if ``hp`` has one; advance the progress bar."""
+    extra = {k: [round(float(t), 5) for t in v] for k, v in hp.items() if k == "grid" and not isinstance(v, str)}
+    rows.append({"method": method, "nfe": nfe, "metric": float(np.mean(scores)), per: scores,
+                 "wall_s_per_sample": float(np.mean(secs)) / samples, **extra})
+    bar.update(1)
+    bar.set_postfix_str(f"{method} {nfe}")
+
+
 # -- MRI -----------------------------------------------------------------------------------------------
 def mri_domain(args: argparse.Namespace) -> dict[str, Any]:
     """Unconditional 16^3 volumes: MMD^2 of features to held-out phantoms against NFE."""
@@ -353,11 +364,7 @@ def pde_domain(args: argparse.Namespace) -> dict[str, Any]:
             u = sol.samples.float().mean(0)[1]
             errs.append(float((u - truth[1].float()).norm() / truth[1].float().norm()))
             secs.append(sec)
-        extra = {k: [round(float(t), 5) for t in v] for k, v in hp.items() if k == "grid" and not isinstance(v, str)}
-        rows.append({"method": method, "nfe": nfe, "metric": float(np.mean(errs)), "per_case": errs,
-                     "wall_s_per_sample": float(np.mean(secs)) / m, **extra})
-        bar.update(1)
-        bar.set_postfix_str(f"{method} {nfe}")
+        record_row(rows, bar, method, nfe, errs, secs, m, hp, "per_case")
 
     full_steps = args.pde_full
     for k in _nfes(full_steps, args.nfes):
@@ -404,12 +411,12 @@ def pde_domain(args: argparse.Namespace) -> dict[str, Any]:
 def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
     """Fused (x4 coarse + 2 % stations) DPS ensembles on held-out times: fair CRPS against NFE."""
     from benchmarks.atmos_demo import CACHE as ATMOS_CACHE, VARIABLES, data_name
-    from benchmarks.atmos_sr import COARSE_NOISE, SETUPS, STATION_NOISE, make_case, normalize
+    from benchmarks.atmos_sr import COARSE_NOISE, DEFAULT_FACTOR, SETUPS, STATION_NOISE, make_case, normalize
 
     name = args.atmos_prior
     res = 64 if data_name(name) == "qg64.zarr" else 32
     _, _, store, val_start = SETUPS[res]
-    factor = 4 if res == 32 else 8  # the atmos_sr benchmark's coarse factor at this grid
+    factor = DEFAULT_FACTOR[res]
     title = f"Atmosphere {res}x{res} fused DPS ({name})"
     prior_path = ATMOS_CACHE / name / "prior.ckpt"
     if not prior_path.is_file():
@@ -455,11 +462,7 @@ def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
             ens = ens.double()
             scores.append(float(crps(ens, truth)) if bool(torch.isfinite(ens).all()) else float("nan"))
             secs.append(sec)
-        extra = {k: [round(float(t), 5) for t in v] for k, v in hp.items() if k == "grid" and not isinstance(v, str)}
-        rows.append({"method": method, "nfe": nfe, "metric": float(np.mean(scores)), "per_time": scores,
-                     "wall_s_per_sample": float(np.mean(secs)) / m, **extra})
-        bar.update(1)
-        bar.set_postfix_str(f"{method} {nfe}")
+        record_row(rows, bar, method, nfe, scores, secs, m, hp, "per_time")
 
     full_steps = args.atmos_full
     for k in _nfes(max(full_steps, 64), args.nfes + (full_steps,)):

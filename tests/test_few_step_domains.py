@@ -88,3 +88,26 @@ def test_atmos_domain_without_its_cached_prior_says_how_to_make_it(capsys) -> No
     out = atmos_domain(argparse.Namespace(atmos_prior="prior64_not_trained"))
     assert out["skipped"].startswith("missing") and "prior64_not_trained" in out["skipped"]
     assert "--resolution 64 --prior prior64_not_trained" in capsys.readouterr().out
+
+
+def test_record_row_averages_cases_and_keeps_a_custom_grid() -> None:
+    from benchmarks.few_step_domains import record_row
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix_str(self, s):
+            self.last = s
+
+    rows: list = []
+    bar = Bar()
+    record_row(rows, bar, "teacher", 4, [0.2, 0.4], [2.0, 4.0], 10, {"grid": torch.tensor([1.0, 0.5, 0.0])}, "per_case")
+    record_row(rows, bar, "teacher", 8, [0.1], [1.0], 5, {"grid": "time", "zeta": 8.0}, "per_time")
+    assert rows[0] == {"method": "teacher", "nfe": 4, "metric": pytest.approx(0.3), "per_case": [0.2, 0.4],
+                       "wall_s_per_sample": pytest.approx(0.3), "grid": [1.0, 0.5, 0.0]}
+    assert rows[1] == {"method": "teacher", "nfe": 8, "metric": pytest.approx(0.1), "per_time": [0.1],
+                       "wall_s_per_sample": pytest.approx(0.2)}
+    assert bar.n == 2 and bar.last == "teacher 8"
