@@ -1,4 +1,4 @@
-"""DiffusionPDE benchmark (Huang et al. 2024) at 32x32: Darcy flow by default, ``--pde poisson``,
+"""DiffusionPDE benchmark (Huang et al. 2024) at 32x32 (``--resolution 64``: Darcy's goal grid): Darcy flow by default, ``--pde poisson``,
 ``--pde helmholtz`` (forward: a observed at 3%, u wanted; inverse: u observed at 3%, a wanted)
 and ``--pde burgers`` (the (x, t) image; sensors: u seen at 5 fixed positions at every time, the
 paper's problem; inverse: u at 3% of the image, u0 and u wanted), answered by
@@ -15,16 +15,17 @@ paper's problem; inverse: u at 3% of the image, u0 and u wanted), answered by
     python -m benchmarks.pde                     # Darcy, ~12 min on 2 busy CPU cores with a cached prior
     python -m benchmarks.pde --pde poisson       # likewise; also helmholtz, burgers
     python -m benchmarks.pde --quick             # 1 case, 8 members, writes pde_<pde>_quick.json only
+    python -m benchmarks.pde --resolution 64 --steps 100 --core-steps 200   # the issue's setting: <= 200 evaluations
 
-The prior is ``experiments/pde/<pde>32.yaml`` trained by ``sciddm fit`` (about 10 minutes,
-cached under ``benchmarks/cache/pde/``). Test pairs come from a separate store (seed 1), never
+The prior is ``experiments/pde/<pde><resolution>.yaml`` trained by ``sciddm fit`` (32x32: about
+10 minutes; ``darcy64``: 80 minutes; cached under ``benchmarks/cache/pde/``). Test pairs come from a separate store (seed 1), never
 seen in training. Metrics: relative L2 error of u and of a (ensemble mean), for Darcy the error
 rate of the binary coefficient (mean thresholded at the midpoint of 3 and 12, as the paper's
 code), the RMS PDE residual of the answer (Darcy: of the thresholded a; truth: ``resid_truth``),
 coverage of the central 90% interval (``sciddm.uq.interval_coverage``, Weibull quantiles, exact
 at 19 members) of the wanted field, denoiser evaluations and wall time. Writes
-``benchmarks/results/pde.json`` (Darcy) or ``pde_<pde>.json`` after every row, and uncertainty
-maps ``pde_<pde>_<problem>.png``. Burgers' baselines train on half sensor, half point masks.
+``benchmarks/results/pde.json`` (Darcy 32x32), ``pde_<pde>.json`` or, at 64x64,
+``pde_<pde>64.json`` after every row, and uncertainty maps ``pde_<pde>[64]_<problem>.png``. Burgers' baselines train on half sensor, half point masks.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from sciddm.domains.pde.operators import FieldObservation, observe, sensor_mask
 from sciddm.domains.pde.solve import load_prior, make_observation, solve_pde
 from sciddm.uq import interval_coverage
 
+ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path("benchmarks/cache/pde")
 RESULTS = Path("benchmarks/results")
 PDE_CHOICES = ("darcy", "poisson", "helmholtz", "burgers")
@@ -57,21 +59,26 @@ PAPER = {"darcy forward u rel. L2 (128x128, 2000 steps)": 0.026, "darcy inverse 
          "burgers": 0.081}
 
 
-def _out(pde: str) -> Path:
-    """Darcy keeps its historical ``pde.json``; the others write ``pde_<pde>.json``."""
-    return RESULTS / ("pde.json" if pde == "darcy" else f"pde_{pde}.json")
+def _tag(pde: str, resolution: int) -> str:
+    """``<pde>`` at 32x32 (the historical names), ``<pde><resolution>`` otherwise."""
+    return pde if resolution == 32 else f"{pde}{resolution}"
+
+
+def _out(pde: str, resolution: int = 32) -> Path:
+    """Darcy at 32x32 keeps its historical ``pde.json``; the others write ``pde_<tag>.json``."""
+    return RESULTS / ("pde.json" if (pde, resolution) == ("darcy", 32) else f"pde_{_tag(pde, resolution)}.json")
 
 
 def _checkpoint(name: str) -> Path:
     ckpts = sorted((CACHE / name / "lightning_logs").glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not ckpts:
         raise SystemExit(f"no checkpoint under {CACHE / name}: run `OMP_NUM_THREADS=1 sciddm fit --config "
-                         f"experiments/pde/{name}.yaml` first (about 10 minutes)")
+                         f"experiments/pde/{name}.yaml` first (10-80 minutes, see the config)")
     return ckpts[-1]
 
 
 def _baseline(pde: str, kind: str, train: torch.Tensor, steps: int) -> torch.nn.Module:
-    path = CACHE / f"{pde}32_{kind}_{steps}.pt"
+    path = CACHE / f"{pde}{train.shape[-1]}_{kind}_{steps}.pt"
     model = FNO2d() if kind == "fno" else UNetRegressor()
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
@@ -119,12 +126,15 @@ def _metrics(samples: torch.Tensor, truth: torch.Tensor, problem: str, pde: str)
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pde", choices=PDE_CHOICES, default="darcy")
     p.add_argument("--cases", type=int, default=6)
     p.add_argument("--members", type=int, default=19)
+    p.add_argument("--resolution", type=int, choices=(32, 64), default=32,
+                   help="grid of the prior experiments/pde/<pde><resolution>.yaml (64: Darcy only)")
     p.add_argument("--steps", type=int, default=50, help="Heun steps of DiffusionPDE (2 steps - 1 evaluations)")
+    p.add_argument("--core-steps", type=int, default=100, help="steps of DPS and TDS (one evaluation each; DAPS: 20 x 5)")
     p.add_argument("--baseline-steps", type=int, default=600)
     p.add_argument("--methods", default="diffusionpde,diffusionpde_nopde,dps,daps,tds,fno,unet")
     p.add_argument("--problems", default=None, help="default forward,inverse (Burgers: sensors,inverse)")
@@ -132,30 +142,34 @@ def main() -> None:
     p.add_argument("--out", default=None, help="result JSON (default benchmarks/results/pde.json, pde_<pde>.json)")
     p.add_argument("--append", action="store_true",
                    help="add these rows to the existing results (replacing rows of the same case, problem and method)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.quick:
         args.cases, args.members = 1, 8
     torch.set_num_threads(1)
-    pde, out = args.pde, _out(args.pde)
+    pde, res = args.pde, args.resolution
+    if not (ROOT / "experiments" / "pde" / f"{pde}{res}.yaml").is_file():
+        p.error(f"no prior config experiments/pde/{pde}{res}.yaml for --pde {pde} --resolution {res}")
+    out, tag = _out(pde, res), _tag(pde, res)
     if args.quick:  # a smoke run never overwrites the recorded results or figures
-        out = RESULTS / f"pde_{pde}_quick.json"
+        out = RESULTS / f"pde_{tag}_quick.json"
     if args.out is not None:
         out = Path(args.out)
     if args.problems is None:
         args.problems = "sensors,inverse" if pde == "burgers" else "forward,inverse"
-    prior, stats = load_prior(_checkpoint(f"{pde}32"), CACHE / f"{pde}32" / "normalization.json")
-    train, _ = load_pairs(CACHE / f"{pde}_32.zarr")
+    prior, stats = load_prior(_checkpoint(f"{pde}{res}"), CACHE / f"{pde}{res}" / "normalization.json")
+    train, _ = load_pairs(CACHE / f"{pde}_{res}.zarr")
     train = stats.normalize(train[:-100].double()).float()
-    test_path = generate_pde(CACHE / f"{pde}_32_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=32, seed=1))
+    test_path = generate_pde(CACHE / f"{pde}_{res}_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=res, seed=1))
     test, _ = load_pairs(test_path)
     methods, problems = args.methods.split(","), args.problems.split(",")
     rows: list[dict[str, Any]] = []
     if args.append and out.exists():
         old = json.loads(out.read_text())
         rows = [r for r in old["rows"] if not (r["method"] in methods and r["problem"] in problems and r["case"] < args.cases)]
-    result = {"pde": pde, "resolution": 32, "density": 0.03, "members": args.members, "cases": args.cases,
+    result = {"pde": pde, "resolution": res, "density": 0.03, "members": args.members, "cases": args.cases,
               "diffusionpde_steps": args.steps, "paper_weights": vars(PAPER_WEIGHTS[pde]),
-              "baseline_steps": args.baseline_steps, "paper_reference": PAPER, "machine": machine_info(), "rows": rows}
+              "baseline_steps": args.baseline_steps, "core_steps": args.core_steps,
+              "residual_units": "DiffusionPDE's (sciddm.domains.pde.guidance.paper_residual_scale)", "paper_reference": PAPER, "machine": machine_info(), "rows": rows}
     result["scaled_factor"] = PAPER_STEPS / args.steps
     baselines = {k: _baseline(pde, k, train, args.baseline_steps) for k in ("fno", "unet") if k in methods}
     for case in range(args.cases):
@@ -179,7 +193,7 @@ def main() -> None:
                                         num_samples=args.members, steps=args.steps, generator=g).samples
                     evals = 2 * args.steps - 1
                 else:
-                    steps = {"dps": 100, "daps": 20, "tds": 100}[method]
+                    steps = {"dps": args.core_steps, "daps": 20, "tds": args.core_steps}[method]
                     samples = solve_pde(prior, stats, obs, pde=pde, method=method, num_samples=args.members,
                                         steps=steps, generator=g).samples
                     evals = steps * (5 if method == "daps" else 1)
@@ -212,8 +226,8 @@ def main() -> None:
         seen = f"u at {SENSORS} fixed positions" if problem == "sensors" else "3% observed"
         sol = solve_pde(prior, stats, obs, pde=pde, num_samples=args.members, steps=args.steps,
                         generator=torch.Generator().manual_seed(0))
-        plot_solution(test[0].double(), sol, obs, RESULTS / f"pde_{pde}_{problem}.png",
-                      f"DiffusionPDE, {pde} 32x32, {problem}, {seen}, {args.members} members")
+        plot_solution(test[0].double(), sol, obs, RESULTS / f"pde_{tag}_{problem}.png",
+                      f"DiffusionPDE, {pde} {res}x{res}, {problem}, {seen}, {args.members} members")
     print(f"{'problem/method':28s} {'u relL2':>8s} {'a err':>7s} {'a relL2':>8s} {'resid':>9s} {'cov90':>6s} {'sec':>6s}")
     for k, s in summary.items():
         print(f"{k:28s} {s['u_rel_l2']:8.4f} {s.get('a_error_rate', float('nan')):7.4f} {s['a_rel_l2']:8.4f} {s['residual_rms']:9.3g} "

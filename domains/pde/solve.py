@@ -85,7 +85,7 @@ def solve_pde(prior: DiffusionModule, stats: FieldStats, observation: FieldObser
     ``method``: ``"diffusionpde"`` (observation + PDE-residual guidance, :func:`diffusion_pde_sample`,
     ``2 steps - 1`` denoiser calls) or a core posterior sampler ``"dps"``, ``"daps"``, ``"tds"``
     on the core :class:`sciddm.inverse.Mask` of the same points with Gaussian noise ``sigma_y``
-    (normalised units); ``hparams`` go to that sampler.
+    (normalised units); ``hparams`` go to that sampler (for ``"diffusionpde"``: only ``residual_scale``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {METHODS}")
@@ -102,11 +102,11 @@ def solve_pde(prior: DiffusionModule, stats: FieldStats, observation: FieldObser
 
     with torch.enable_grad():
         if method == "diffusionpde":
-            if hparams:
-                raise ValueError(f"diffusionpde takes no extra hyper-parameters; got {sorted(hparams)}")
+            if set(hparams) - {"residual_scale"}:
+                raise ValueError(f"diffusionpde takes only residual_scale as an extra hyper-parameter; got {sorted(hparams)}")
             samples = diffusion_pde_sample(denoiser, prior.process, observation, stats, pde=pde, pde_options=pde_options,
                                            weights=weights, num_samples=num_samples, steps=steps, generator=generator,
-                                           progress=progress)
+                                           progress=progress, **hparams)
         else:
             op, y = observation.operator(stats, sigma_y)
             z = sample_posterior(method, denoiser, prior.process, op, y,

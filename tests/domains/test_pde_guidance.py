@@ -6,20 +6,21 @@ import torch
 
 from sciddm.analytic import GaussianMixture
 from sciddm.domains.pde.data import FieldStats
-from sciddm.domains.pde.guidance import GuidanceWeights, diffusion_pde_sample, karras_sigmas
+from sciddm.domains.pde.guidance import (PAPER_WEIGHTS, GuidanceWeights, diffusion_pde_sample, karras_sigmas,
+                                         paper_residual_scale)
 from sciddm.domains.pde.operators import observation_mask, observe
-from sciddm.domains.pde.residuals import poisson_residual
+from sciddm.domains.pde.residuals import pde_residual, poisson_residual
 from sciddm.process import VE, RectifiedFlow
 
 N = 4  # 2 x 4 x 4 = 32 dimensions
 STATS = FieldStats((0.0, 0.0), (1.0, 1.0))
 
 
-def _prior() -> tuple[GaussianMixture, VE]:
+def _prior(n: int = N) -> tuple[GaussianMixture, VE]:
     g = torch.Generator().manual_seed(0)
-    B = torch.randn(2 * N * N, 2 * N * N, generator=g, dtype=torch.float64) / (2 * N)
-    cov = B @ B.T + 0.05 * torch.eye(2 * N * N, dtype=torch.float64)
-    gmm = GaussianMixture(torch.ones(1), torch.zeros(1, 2 * N * N), cov[None])
+    B = torch.randn(2 * n * n, 2 * n * n, generator=g, dtype=torch.float64) / (2 * n)
+    cov = B @ B.T + 0.05 * torch.eye(2 * n * n, dtype=torch.float64)
+    gmm = GaussianMixture(torch.ones(1), torch.zeros(1, 2 * n * n), cov[None])
     return gmm, VE(80.0)
 
 
@@ -69,6 +70,44 @@ def test_pde_guidance_reduces_residual() -> None:
     assert res(on) < 0.5 * res(off), (float(res(on)), float(res(off)))
 
 
+def test_paper_residual_scale() -> None:
+    assert paper_residual_scale("darcy", 33) == pytest.approx(1 / 32**2)
+    assert paper_residual_scale("burgers", 33) == pytest.approx(1 / 32)
+    assert paper_residual_scale("poisson", 33) == paper_residual_scale("helmholtz", 9) == 1.0
+    with pytest.raises(ValueError, match="no residual for PDE 'heat'"):
+        paper_residual_scale("heat", 32)
+    with pytest.raises(ValueError, match="grid size"):
+        paper_residual_scale("darcy", 2)
+
+
+def test_paper_darcy_weights_keep_the_coefficient() -> None:
+    """The paper's Darcy weights assume its per-cell residual: applied in those units (the default)
+    PDE guidance lowers the residual and leaves the coefficient where observation guidance put it;
+    the same weights on the physical residual (``residual_scale=1``) are ~n^2 times stronger and
+    drag the coefficient far off (a 3.5x larger error on this prior)."""
+    n = 8
+    gmm, process = _prior(n)
+    stats = FieldStats((7.5, 0.005), (4.5, 0.004))  # the Darcy benchmark data's scale
+    g = torch.Generator().manual_seed(5)
+    truth = stats.denormalize(gmm.sample(1, generator=g).reshape(2, n, n))
+    obs = observe(truth, observation_mask(n, ("a",), 0.25, generator=g))
+    D = _denoiser(gmm, process)
+    w = PAPER_WEIGHTS["darcy"]
+
+    def run(**kw):
+        s = diffusion_pde_sample(D, process, obs, stats, pde="darcy", num_samples=16, steps=20,
+                                 generator=torch.Generator().manual_seed(4), **kw)
+        resid = pde_residual("darcy", s[:, 0], s[:, 1]).flatten(1).norm(dim=1).mean()
+        return float(resid), float((s[:, 0] - truth[0]).flatten(1).norm(dim=1).mean())
+
+    r_off, e_off = run(weights=GuidanceWeights(w.zeta_obs_a, w.zeta_obs_u, 0.0))
+    r_on, e_on = run()
+    _, e_physical = run(residual_scale=1.0)
+    assert r_on < 0.9 * r_off, (r_on, r_off)
+    assert e_on < 1.05 * e_off, (e_on, e_off)
+    assert e_physical > 2 * e_off, (e_physical, e_off)
+
+
 def test_bad_input() -> None:
     gmm, process = _prior()
     obs = observe(torch.zeros(2, N, N), observation_mask(N, ("u",), 0.25))
@@ -83,5 +122,7 @@ def test_bad_input() -> None:
         diffusion_pde_sample(D, process, obs, STATS)
     with pytest.raises(ValueError, match="needs a PDE"):
         diffusion_pde_sample(D, process, obs, STATS, weights=GuidanceWeights(zeta_pde=1.0))
+    with pytest.raises(ValueError, match="residual_scale"):
+        diffusion_pde_sample(D, process, obs, STATS, pde="darcy", residual_scale=0.0)
     with pytest.raises(ValueError, match="steps"):
         karras_sigmas(1)
