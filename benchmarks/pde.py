@@ -126,6 +126,21 @@ def _metrics(samples: torch.Tensor, truth: torch.Tensor, problem: str, pde: str)
     return row
 
 
+def plot_maps(prior: Any, stats: Any, truth: torch.Tensor, pde: str, problems: list[str], *, members: int,
+              steps: int) -> None:
+    """Uncertainty maps of one test pair, DiffusionPDE with the paper's weights: ``pde_<tag>_<problem>.png``."""
+    from sciddm.domains.pde.plots import plot_solution
+
+    res = truth.shape[-1]
+    for problem in problems:
+        obs = _observation(truth, problem, 0)
+        seen = f"u at {SENSORS} fixed positions" if problem == "sensors" else "3% observed"
+        sol = solve_pde(prior, stats, obs, pde=pde, num_samples=members, steps=steps,
+                        generator=torch.Generator().manual_seed(0))
+        plot_solution(truth, sol, obs, RESULTS / f"pde_{_tag(pde, res)}_{problem}.png",
+                      f"DiffusionPDE, {pde} {res}x{res}, {problem}, {seen}, {members} members")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pde", choices=PDE_CHOICES, default="darcy")
@@ -141,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None, help="result JSON (default benchmarks/results/pde.json, pde_<pde>.json)")
     p.add_argument("--append", action="store_true",
-                   help="add these rows to the existing results (replacing rows of the same case, problem and method)")
+                   help="add these rows to the existing results (replacing rows of the same case, problem and method; "
+                        "the maps are redrawn only when diffusionpde is among the methods)")
     args = p.parse_args(argv)
     if args.quick:
         args.cases, args.members = 1, 8
@@ -219,15 +235,8 @@ def main(argv: list[str] | None = None) -> None:
                 s[k] = s.get(k, 0.0) + r[k] / count[key]
     result["summary"] = summary
     write_result(result, out)
-    from sciddm.domains.pde.plots import plot_solution
-
-    for problem in [] if args.quick or args.append else problems:  # uncertainty maps of case 0, paper weights
-        obs = _observation(test[0].double(), problem, 0)
-        seen = f"u at {SENSORS} fixed positions" if problem == "sensors" else "3% observed"
-        sol = solve_pde(prior, stats, obs, pde=pde, num_samples=args.members, steps=args.steps,
-                        generator=torch.Generator().manual_seed(0))
-        plot_solution(test[0].double(), sol, obs, RESULTS / f"pde_{tag}_{problem}.png",
-                      f"DiffusionPDE, {pde} {res}x{res}, {problem}, {seen}, {args.members} members")
+    if not args.quick and (not args.append or "diffusionpde" in methods):
+        plot_maps(prior, stats, test[0].double(), pde, problems, members=args.members, steps=args.steps)
     print(f"{'problem/method':28s} {'u relL2':>8s} {'a err':>7s} {'a relL2':>8s} {'resid':>9s} {'cov90':>6s} {'sec':>6s}")
     for k, s in summary.items():
         print(f"{k:28s} {s['u_rel_l2']:8.4f} {s.get('a_error_rate', float('nan')):7.4f} {s['a_rel_l2']:8.4f} {s['residual_rms']:9.3g} "
