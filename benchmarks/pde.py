@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--baseline-steps", type=int, default=600)
     p.add_argument("--methods", default="diffusionpde,diffusionpde_nopde,dps,daps,tds,fno,unet")
     p.add_argument("--problems", default=None, help="default forward,inverse (Burgers: sensors,inverse)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1: leaves a core to training beside it)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None, help="result JSON (default benchmarks/results/pde.json, pde_<pde>.json)")
     p.add_argument("--append", action="store_true",
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.quick:
         args.cases, args.members = 1, 8
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     pde, res = args.pde, args.resolution
     if not (ROOT / "experiments" / "pde" / f"{pde}{res}.yaml").is_file():
         p.error(f"no prior config experiments/pde/{pde}{res}.yaml for --pde {pde} --resolution {res}")
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = [r for r in old["rows"] if not (r["method"] in methods and r["problem"] in problems and r["case"] < args.cases)]
     result = {"pde": pde, "resolution": res, "density": 0.03, "members": args.members, "cases": args.cases,
               "diffusionpde_steps": args.steps, "paper_weights": vars(PAPER_WEIGHTS[pde]),
-              "baseline_steps": args.baseline_steps, "core_steps": args.core_steps,
+              "baseline_steps": args.baseline_steps, "core_steps": args.core_steps, "threads": args.threads,
               "residual_units": "DiffusionPDE's (sciddm.domains.pde.guidance.paper_residual_scale)", "paper_reference": PAPER, "machine": machine_info(), "rows": rows}
     result["scaled_factor"] = PAPER_STEPS / args.steps
     baselines = {k: _baseline(pde, k, train, args.baseline_steps) for k in ("fno", "unet") if k in methods}

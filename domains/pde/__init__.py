@@ -12,7 +12,8 @@ sampled with guidance from sparse observations of either field and from the PDE 
 
 from .baselines import FNO2d, UNetRegressor, baseline_input, train_regressor
 from .data import FieldStats, PDEDataModule, load_pairs
-from .guidance import PAPER_WEIGHTS, GuidanceWeights, diffusion_pde_sample, karras_sigmas, paper_residual_scale
+from .guidance import (PAPER_STATE_SCALE, PAPER_WEIGHTS, GuidanceWeights, diffusion_pde_sample, karras_sigmas,
+                       paper_residual_scale)
 from .operators import FieldObservation, observation_mask, observe, point_mask, points_to_mask, sensor_mask
 from .plots import plot_solution
 from .residuals import burgers_residual, darcy_residual, helmholtz_residual, pde_residual, poisson_residual
@@ -22,7 +23,8 @@ __all__ = [
     "FieldStats", "PDEDataModule", "load_pairs",
     "darcy_residual", "poisson_residual", "helmholtz_residual", "burgers_residual", "pde_residual",
     "point_mask", "sensor_mask", "points_to_mask", "observation_mask", "observe", "FieldObservation",
-    "GuidanceWeights", "PAPER_WEIGHTS", "paper_residual_scale", "karras_sigmas", "diffusion_pde_sample",
+    "GuidanceWeights", "PAPER_WEIGHTS", "PAPER_STATE_SCALE", "paper_residual_scale", "karras_sigmas",
+    "diffusion_pde_sample",
     "FNO2d", "UNetRegressor", "baseline_input", "train_regressor",
     "PROBLEMS", "METHODS", "PDESolution", "make_observation", "load_prior", "solve_pde", "plot_solution",
 ]

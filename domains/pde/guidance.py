@@ -21,6 +21,15 @@ default. Without them the paper's ``zeta_pde = 100`` on our physical Darcy resid
 too strong: measured on the 32x32 benchmark prior (3 cases, 50 steps) it raised the residual of
 the answer from 2.2 to 12 and the coefficient error rate from 0.19 to 0.47.
 
+Their weights also act on THEIR normalised state: fixed affine maps ``x_c = c_c phys_c + d_c``
+(:data:`PAPER_STATE_SCALE`, e.g. Darcy ``a = (x + 1.5) / 0.2``, ``u = (x + 0.9) / 115``), where
+ours is per-channel standardisation ``z_c = (phys_c - m_c) / s_c``. A gradient step of weight zeta
+moves channel ``c`` by ``zeta / c_c^2 * dL/dphys_c`` in physical units in their sampler and by
+``zeta s_c^2 dL/dphys_c`` in a plain one on ``z``; so by default the gradient on ``z`` is multiplied
+per channel by ``1 / (c_c s_c)^2``, which makes every guidance step (observations and residual) the
+paper's step in physical units. With our data that is x1.2 (a) and x4.8 (u) for Darcy and ~x50 on
+both channels for Poisson and Helmholtz, whose unconverted weights left the samples unconditioned.
+
 Relation to the core: the residual could be a nonlinear operator observed to be 0 and stacked
 with the observation mask (:class:`sciddm.inverse.Stack`) and sampled with DPS. That is close
 but not this method: DPS differentiates a squared, noise-scaled likelihood through ONE denoiser
@@ -45,7 +54,8 @@ from .data import FieldStats
 from .operators import FieldObservation
 from .residuals import RESIDUALS, pde_residual
 
-__all__ = ["GuidanceWeights", "PAPER_WEIGHTS", "paper_residual_scale", "karras_sigmas", "diffusion_pde_sample"]
+__all__ = ["GuidanceWeights", "PAPER_WEIGHTS", "PAPER_STATE_SCALE", "paper_residual_scale", "karras_sigmas",
+           "diffusion_pde_sample"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,12 @@ PAPER_WEIGHTS: dict[str, GuidanceWeights] = {
     "burgers": GuidanceWeights(zeta_obs_a=0.5, zeta_obs_u=0.5, zeta_pde=100.0),
 }
 PAPER_STEPS = 2000
+# d(state)/d(physical) of each channel [a, u] in their scripts/generate_*.py ("Scale the data back"):
+# Darcy a = (x + 1.5) / 0.2, u = (x + 0.9) / 115; Poisson a = 2.15 x, u = x / 36.5; Helmholtz
+# a = 2.15 x, u = 0.028 x; Burgers u = 1.415 x (one channel; the u0 channel gets the same).
+PAPER_STATE_SCALE: dict[str, tuple[float, float]] = {
+    "darcy": (0.2, 115.0), "poisson": (1 / 2.15, 36.5), "helmholtz": (1 / 2.15, 1 / 0.028), "burgers": (1 / 1.415, 1 / 1.415),
+}
 # Power of the grid spacing h = 1 / (n - 1) between our physical residual and theirs (module docstring).
 _PAPER_SPACING_POWER = {"darcy": 2, "poisson": 0, "helmholtz": 0, "burgers": 1}
 
@@ -131,6 +147,7 @@ def diffusion_pde_sample(
     pde_options: dict[str, Any] | None = None,
     residual: Callable[[Tensor, Tensor], Tensor] | None = None,
     residual_scale: float | None = None,
+    state_scale: tuple[float, float] | None = None,
     weights: GuidanceWeights | None = None,
     num_samples: int = 1,
     steps: int = 100,
@@ -153,6 +170,11 @@ def diffusion_pde_sample(
         residual_scale: factor on the residual inside the guidance norm; default
             :func:`paper_residual_scale` for ``pde``'s own residual (the units the paper's weights
             assume) and 1 for a custom ``residual``.
+        state_scale: ``d(state)/d(physical)`` per channel of the normalisation the weights were
+            chosen for; the guidance gradient of channel ``c`` is multiplied by
+            ``1 / (state_scale[c] * stats.std[c])^2`` (module docstring). Default
+            :data:`PAPER_STATE_SCALE` for ``pde``; without ``pde`` (or with
+            ``state_scale=(1 / std_a, 1 / std_u)``) the weights act on the standardised state as is.
         weights: guidance weights; default the paper's for ``pde`` (no default without ``pde``).
         num_samples, steps: ensemble size and Heun steps (``2 steps - 1`` denoiser calls).
         sigma_min, rho: EDM grid (``sigma_max`` is the process's).
@@ -177,6 +199,15 @@ def diffusion_pde_sample(
         residual_scale = paper_residual_scale(pde, n) if residual is None and pde is not None else 1.0
     if not residual_scale > 0:
         raise ValueError(f"residual_scale must be > 0; got {residual_scale}")
+    if state_scale is None and pde is not None:
+        state_scale = PAPER_STATE_SCALE[pde]
+    if state_scale is None:
+        precondition = None
+    else:
+        if len(state_scale) != 2 or not min(state_scale) > 0:
+            raise ValueError(f"state_scale must be two positive numbers (a, u); got {state_scale}")
+        precondition = torch.tensor([1.0 / (c * sd) ** 2 for c, sd in zip(state_scale, stats.std)],
+                                    dtype=torch.float64).reshape(1, 2, 1, 1)
     if residual is None and pde is not None:
         options = dict(pde_options or {})
         residual = lambda a, u: pde_residual(pde, a, u, **options)  # noqa: E731
@@ -214,6 +245,6 @@ def diffusion_pde_sample(
             loss = loss + weights.zeta_pde * (_norm_per_sample(r) / n**2).sum()
         if loss.requires_grad:
             (grad,) = torch.autograd.grad(loss, x_cur)  # per-sample losses summed: per-sample gradients
-            x_next = x_next - grad
+            x_next = x_next - (grad if precondition is None else precondition * grad)
         x = x_next.detach()
     return stats.denormalize(x)

@@ -82,6 +82,13 @@ def tds(
     (PiGDM, Song et al. 2023); any choice keeps the sampler asymptotically exact.
     ``info``: a dict that receives diagnostics: ``"ess"`` (per step, after weighting),
     ``"resampled"`` (how many times), ``"final_ess"``.
+
+    The ``n`` draws come from ONE particle system: after resampling they share ancestors (many
+    duplicates when the weights degenerate, as with a few dozen particles in thousands of
+    dimensions), so for small ``particles`` their spread is not the posterior's and their
+    intervals under-cover (PDE benchmark, 19 particles on 2 x 32 x 32: 90% coverage 0.07-0.29).
+    For an ensemble of independent draws run ``n`` systems (``num_samples=1, particles=P``, one
+    seed each), at ``n`` times the cost.
     """
     op = problem.operator
     if not op.linear:

@@ -6,8 +6,8 @@ import torch
 
 from sciddm.analytic import GaussianMixture
 from sciddm.domains.pde.data import FieldStats
-from sciddm.domains.pde.guidance import (PAPER_WEIGHTS, GuidanceWeights, diffusion_pde_sample, karras_sigmas,
-                                         paper_residual_scale)
+from sciddm.domains.pde.guidance import (PAPER_STATE_SCALE, PAPER_WEIGHTS, GuidanceWeights, diffusion_pde_sample,
+                                         karras_sigmas, paper_residual_scale)
 from sciddm.domains.pde.operators import observation_mask, observe
 from sciddm.domains.pde.residuals import pde_residual, poisson_residual
 from sciddm.process import VE, RectifiedFlow
@@ -106,6 +106,32 @@ def test_paper_darcy_weights_keep_the_coefficient() -> None:
     assert r_on < 0.9 * r_off, (r_on, r_off)
     assert e_on < 1.05 * e_off, (e_on, e_off)
     assert e_physical > 2 * e_off, (e_physical, e_off)
+
+
+def test_state_scale_gives_the_papers_physical_step() -> None:
+    """With an identity denoiser the Heun steps leave the state alone and only guidance moves it.
+    Observation guidance of weight zeta then moves each observed value, in physical units, by
+    zeta / c^2 along the unit residual direction in the paper's state x = c phys + d, whatever our
+    standardisation; the plain step on the standardised state moves it by zeta s^2 instead."""
+    n, steps, zeta = 4, 2, 0.5
+    stats = FieldStats((7.5, 0.005), (4.5, 0.004))
+    truth = torch.stack([torch.full((n, n), 3.0), torch.full((n, n), 0.002)]).double()
+    obs = observe(truth, observation_mask(n, ("u",), 0.25, generator=torch.Generator().manual_seed(0)))
+    identity = lambda x, t: x  # noqa: E731
+    weights = GuidanceWeights(zeta_obs_u=zeta, pde_start=1.0)  # every step is an early (full-weight) step
+
+    def moved(**kw):
+        g = torch.Generator().manual_seed(1)
+        start = stats.denormalize(torch.randn((1, 2, n, n), generator=g, dtype=torch.float64) * 80.0)
+        end = diffusion_pde_sample(identity, VE(80.0), obs, stats, weights=weights, num_samples=1, steps=steps,
+                                   generator=torch.Generator().manual_seed(1), **kw)
+        return (start - end)[0, 1][obs.mask[1] == 1].norm()  # the residual keeps its direction: steps add up
+
+    c_u = PAPER_STATE_SCALE["darcy"][1]
+    assert float(moved(pde="darcy")) == pytest.approx(steps * zeta / c_u**2, rel=1e-9)
+    assert float(moved(pde="darcy", state_scale=(1 / 4.5, 1 / 0.004))) == pytest.approx(steps * zeta * 0.004**2, rel=1e-9)
+    with pytest.raises(ValueError, match="state_scale"):
+        diffusion_pde_sample(identity, VE(80.0), obs, stats, pde="darcy", state_scale=(1.0, 0.0))
 
 
 def test_bad_input() -> None:
