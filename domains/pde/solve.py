@@ -85,7 +85,8 @@ def solve_pde(prior: DiffusionModule, stats: FieldStats, observation: FieldObser
     ``method``: ``"diffusionpde"`` (observation + PDE-residual guidance, :func:`diffusion_pde_sample`,
     ``2 steps - 1`` denoiser calls) or a core posterior sampler ``"dps"``, ``"daps"``, ``"tds"``
     on the core :class:`sciddm.inverse.Mask` of the same points with Gaussian noise ``sigma_y``
-    (normalised units); ``hparams`` go to that sampler (for ``"diffusionpde"``: only ``residual_scale``).
+    (normalised units); ``hparams`` go to that sampler (for ``"diffusionpde"``: only ``residual_scale``
+    and ``state_scale``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {METHODS}")
@@ -102,8 +103,9 @@ def solve_pde(prior: DiffusionModule, stats: FieldStats, observation: FieldObser
 
     with torch.enable_grad():
         if method == "diffusionpde":
-            if set(hparams) - {"residual_scale"}:
-                raise ValueError(f"diffusionpde takes only residual_scale as an extra hyper-parameter; got {sorted(hparams)}")
+            if set(hparams) - {"residual_scale", "state_scale"}:
+                raise ValueError("diffusionpde takes only residual_scale and state_scale as extra hyper-parameters; "
+                                 f"got {sorted(hparams)}")
             samples = diffusion_pde_sample(denoiser, prior.process, observation, stats, pde=pde, pde_options=pde_options,
                                            weights=weights, num_samples=num_samples, steps=steps, generator=generator,
                                            progress=progress, **hparams)

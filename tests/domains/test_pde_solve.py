@@ -53,10 +53,12 @@ def test_solve_pde_shapes_and_errors() -> None:
         assert torch.isfinite(sol.samples).all()
     with pytest.raises(ValueError, match="unknown method"):
         solve_pde(prior, stats, obs, pde="darcy", method="ddrm")
-    with pytest.raises(ValueError, match="only residual_scale"):
+    with pytest.raises(ValueError, match="only residual_scale and state_scale"):
         solve_pde(prior, stats, obs, pde="darcy", method="diffusionpde", zeta=1.0)
     with pytest.raises(ValueError, match="residual_scale must be > 0"):  # reaches the sampler
         solve_pde(prior, stats, obs, pde="darcy", method="diffusionpde", residual_scale=-1.0)
+    with pytest.raises(ValueError, match="state_scale must be two positive"):
+        solve_pde(prior, stats, obs, pde="darcy", method="diffusionpde", state_scale=(1.0,))
     with pytest.raises(ValueError, match="unknown problem"):
         make_observation(truth, "sideways")
     with pytest.raises(ValueError, match=r"expected \(2, n, n\)"):
