@@ -1,4 +1,6 @@
-"""DiffusionPDE benchmark (Huang et al. 2024) at 32x32 (``--resolution 64``: Darcy's goal grid): Darcy flow by default, ``--pde poisson``,
+"""DiffusionPDE benchmark (Huang et al. 2024) at 32x32 (``--resolution 64``: Darcy on the goal grid).
+
+Darcy flow by default, ``--pde poisson``,
 ``--pde helmholtz`` (forward: a observed at 3%, u wanted; inverse: u observed at 3%, a wanted)
 and ``--pde burgers`` (the (x, t) image; sensors: u seen at 5 fixed positions at every time, the
 paper's problem; inverse: u at 3% of the image, u0 and u wanted), answered by
@@ -6,7 +8,8 @@ paper's problem; inverse: u at 3% of the image, u0 and u wanted), answered by
 * DiffusionPDE guidance (EDM Heun + observation and PDE-residual guidance) with the paper's
   weights for that PDE (Darcy zeta_a=5, zeta_u=3000, zeta_pde=100; Poisson 0.8/40/1; Helmholtz
   0.8/60/1; Burgers 0.5/0.5/100 from their 320 / (128 x 5) normalised one; as given for 2000
-  steps at 128x128), and the same without PDE guidance
+  steps at 128x128, applied in its residual and state units: ``sciddm.domains.pde.guidance``), and
+  the same without PDE guidance
   (``diffusionpde_nopde``), and with the weights times 2000 / steps (``diffusionpde_scaled``: the
   paper's total guidance push over its 2000 steps, given in 50);
 * the core's posterior samplers DPS, DAPS and TDS on the same observation (core ``Mask``);
@@ -15,17 +18,19 @@ paper's problem; inverse: u at 3% of the image, u0 and u wanted), answered by
     python -m benchmarks.pde                     # Darcy, ~12 min on 2 busy CPU cores with a cached prior
     python -m benchmarks.pde --pde poisson       # likewise; also helmholtz, burgers
     python -m benchmarks.pde --quick             # 1 case, 8 members, writes pde_<pde>_quick.json only
-    python -m benchmarks.pde --resolution 64 --steps 100 --core-steps 200   # the issue's setting: <= 200 evaluations
+    python -m benchmarks.pde --resolution 64 --cases 3 --threads 2   # Darcy 64x64 (full command: docs/pde.md)
 
 The prior is ``experiments/pde/<pde><resolution>.yaml`` trained by ``sciddm fit`` (32x32: about
-10 minutes; ``darcy64``: 80 minutes; cached under ``benchmarks/cache/pde/``). Test pairs come from a separate store (seed 1), never
+10 minutes; ``darcy64``: 80 minutes; cached under ``benchmarks/cache/pde/``). Test pairs come from
+a separate store (seed 1), never
 seen in training. Metrics: relative L2 error of u and of a (ensemble mean), for Darcy the error
 rate of the binary coefficient (mean thresholded at the midpoint of 3 and 12, as the paper's
 code), the RMS PDE residual of the answer (Darcy: of the thresholded a; truth: ``resid_truth``),
 coverage of the central 90% interval (``sciddm.uq.interval_coverage``, Weibull quantiles, exact
 at 19 members) of the wanted field, denoiser evaluations and wall time. Writes
 ``benchmarks/results/pde.json`` (Darcy 32x32), ``pde_<pde>.json`` or, at 64x64,
-``pde_<pde>64.json`` after every row, and uncertainty maps ``pde_<pde>[64]_<problem>.png``. Burgers' baselines train on half sensor, half point masks.
+``pde_<pde>64.json`` after every row, and uncertainty maps ``pde_<pde>[64]_<problem>.png``.
+Burgers' baselines train on half sensor, half point masks.
 """
 
 from __future__ import annotations
@@ -186,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     result = {"pde": pde, "resolution": res, "density": 0.03, "members": args.members, "cases": args.cases,
               "diffusionpde_steps": args.steps, "paper_weights": vars(PAPER_WEIGHTS[pde]),
               "baseline_steps": args.baseline_steps, "core_steps": args.core_steps, "threads": args.threads,
-              "residual_units": "DiffusionPDE's (sciddm.domains.pde.guidance.paper_residual_scale)", "paper_reference": PAPER, "machine": machine_info(), "rows": rows}
+              "guidance_units": "DiffusionPDE's residual and state units (paper_residual_scale, PAPER_STATE_SCALE)",
+              "paper_reference": PAPER, "machine": machine_info(), "rows": rows}
     result["scaled_factor"] = PAPER_STEPS / args.steps
     baselines = {k: _baseline(pde, k, train, args.baseline_steps) for k in ("fno", "unet") if k in methods}
     for case in range(args.cases):
