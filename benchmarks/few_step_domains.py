@@ -132,32 +132,52 @@ class _RoundSnapshots(pl.Callback):
         self._keep(module)
 
 
-def progressive_student(teacher: Any, data: Tensor, *, start_steps: int, round_steps: int, base_grid: str,
-                        lr: float, batch: int, seed: int, cache: Path | None,
+class _Rows(torch.utils.data.Dataset):
+    """Row ``i`` of each tensor of a dict, as a dict (a batch ``{"x": x0, **cond}`` once collated)."""
+
+    def __init__(self, tensors: dict[str, Tensor]) -> None:
+        sizes = {k: int(v.shape[0]) for k, v in tensors.items()}
+        if "x" not in tensors or len(set(sizes.values())) != 1:
+            raise ValueError(f"conditional training data is a dict with key 'x' and tensors of one length; got {sizes}")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return int(self.tensors["x"].shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {k: v[i] for k, v in self.tensors.items()}
+
+
+def progressive_student(teacher: Any, data: Tensor | dict[str, Tensor], *, start_steps: int, round_steps: int,
+                        base_grid: str, lr: float, batch: int, seed: int, cache: Path | None,
                         teacher_process: Any = None, net: torch.nn.Module | None = None) -> dict[str, Any]:
     """Progressive distillation of ``teacher`` from ``start_steps`` DDIM steps down to 1, through Lightning.
 
     ``teacher`` is a :class:`sciddm.training.DiffusionModule` (the student starts from a copy of its
-    network, as the paper does) or a denoiser with ``teacher_process`` and ``net``. Returns
-    ``{"states": {steps: state_dict}, "train_s", "config"}`` with the student after each round;
-    read from ``cache`` when it exists, else trained and written there.
+    network, as the paper does) or a denoiser with ``teacher_process`` and ``net``. ``data`` is a
+    tensor of training examples, or for a conditional teacher a dict ``{"x": examples, name: cond}``
+    whose other entries are passed to the teacher and student as ``cond`` keywords, row by row.
+    Returns ``{"states": {steps: state_dict}, "train_s", "config"}`` with the student after each
+    round; read from ``cache`` when it exists, else trained and written there.
     """
+    rows = _Rows(data) if isinstance(data, dict) else data
+    x = data["x"] if isinstance(data, dict) else data
     config = {"start_steps": start_steps, "round_steps": round_steps, "base_grid": base_grid, "lr": lr,
-              "batch": batch, "seed": seed, "examples": int(data.shape[0])}
+              "batch": batch, "seed": seed, "examples": int(x.shape[0])}
     if cache is not None and cache.is_file():
         saved = torch.load(cache, map_location="cpu", weights_only=False)
         if saved["config"] == config:
             return saved
         print(f"  cached student {cache.name} has other settings {saved['config']}; retraining")
     student = build_progressive(teacher, start_steps=start_steps, round_steps=round_steps, base_grid=base_grid,
-                                lr=lr, seed=seed, data_shape=list(data.shape[1:]), teacher_process=teacher_process,
+                                lr=lr, seed=seed, data_shape=list(x.shape[1:]), teacher_process=teacher_process,
                                 net=net)
     rounds = int(round(math.log2(start_steps)))
     snaps = _RoundSnapshots(round_steps)
     trainer = pl.Trainer(max_steps=rounds * round_steps, logger=False, enable_checkpointing=False,
                          enable_progress_bar=True, enable_model_summary=False, accelerator="cpu", devices=1,
                          callbacks=[snaps])
-    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True,
+    loader = torch.utils.data.DataLoader(rows, batch_size=batch, shuffle=True, drop_last=True,
                                          generator=torch.Generator().manual_seed(seed))
     pl.seed_everything(seed, verbose=False)
     t0 = time.perf_counter()
@@ -515,6 +535,132 @@ def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
             "students": students}
 
 
+def corrdiff_domain(args: argparse.Namespace) -> dict[str, Any]:
+    """The CorrDiff-style conditional model (coarse input only): fair CRPS of its ensembles against NFE.
+
+    Unlike the fused posterior of :func:`atmos_domain`, nothing is guided: the regression mean
+    ``mu(c)`` plus the residual diffusion's ODE sample, so every deterministic solver applies and
+    the student is distilled on the conditional model itself (its training pairs: noisy block
+    means of the training fields, residuals ``x - mu(c)``).
+    """
+    from benchmarks.atmos_demo import CACHE as ATMOS_CACHE, VARIABLES
+    from benchmarks.atmos_sr import DEFAULT_FACTOR, SETUPS, make_case, normalize
+
+    name = args.corrdiff_model
+    res = next((r for r, setup in SETUPS.items() if setup[1] == name), None)
+    ckpt = ATMOS_CACHE / name / "prior.ckpt"
+    if res is None or not ckpt.is_file():
+        how = (f"python -m benchmarks.atmos_sr --resolution {res}" if res is not None
+               else f"a CorrDiff model of benchmarks/atmos_sr.py ({', '.join(s[1] for s in SETUPS.values())})")
+        print(f"CorrDiff skipped: no model at {ckpt}; create it with `{how}`")
+        return {"skipped": f"missing {ckpt}"}
+    from sciddm.datasets.atmosphere import Normalization, open_gridded
+    from sciddm.domains.atmos import bicubic, corrdiff_sample
+    from sciddm.training import load_model
+    from sciddm.uq import crps
+
+    _, _, store, val_start = SETUPS[res]
+    factor = DEFAULT_FACTOR[res]
+    model = load_model(ckpt).eval().requires_grad_(False)
+    if model.factor != factor:
+        raise ValueError(f"{ckpt} was trained for x{model.factor} coarse input; the {res}x{res} benchmark uses x{factor}")
+    stats = Normalization.load(ATMOS_CACHE / name / "normalization.json")
+    ds = open_gridded(ATMOS_CACHE / store)
+    times = ds["time"].values
+    val = np.flatnonzero(times >= np.datetime64(val_start))
+    picks = val[np.linspace(0, val.size - 1, args.corrdiff_times + 2).round().astype(int)[1:-1]]
+    cases, refs = [], {"bicubic": [], "regression mean": []}  # deterministic answers: CRPS = MAE
+    for k, t in enumerate(picks):
+        truth_ds, coarse, _ = make_case(ds, stats, int(t), factor, 0.02, args.seed + k)
+        truth = normalize(np.stack([truth_ds[v].values for v in VARIABLES]), stats)
+        yc = normalize(np.stack([coarse[v].values for v in VARIABLES]), stats).float()
+        cases.append((yc, truth))
+        up = bicubic(yc[None].double(), tuple(truth.shape[-2:]))
+        with torch.no_grad():
+            mu = model.regress(up.float()).double()
+        refs["bicubic"].append(float((up[0] - truth).abs().mean()))
+        refs["regression mean"].append(float((mu[0] - truth).abs().mean()))
+    m = args.corrdiff_members
+    shape = tuple(cases[0][1].shape[-2:])
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(desc="CorrDiff rows", total=None, leave=False)
+
+    def add(method: str, nfe: int, solver: str, steps: int, grid: Any = "karras", denoiser: Any = None) -> None:
+        scores, secs = [], []
+        for k, (yc, truth) in enumerate(cases):
+            ens, sec = timed(lambda: corrdiff_sample(model, yc, shape, m, steps=steps, solver=solver, grid=grid,
+                                                     denoiser=denoiser,
+                                                     generator=torch.Generator().manual_seed(args.seed + k)))
+            ens = ens.double()
+            scores.append(float(crps(ens, truth)) if bool(torch.isfinite(ens).all()) else float("nan"))
+            secs.append(sec)
+        record_row(rows, bar, method, nfe, scores, secs, m, {"grid": grid}, "per_time")
+
+    full_steps = int(model.hparams.sample_steps)
+    full_solver = str(model.hparams.sample_solver)
+    if full_solver != "heun":
+        raise ValueError(f"{ckpt} samples with {full_solver!r}; this benchmark measures CorrDiff's Heun default")
+    full_nfe = 2 * full_steps - 1
+    for steps in sorted({2, 3, 5, 9, full_steps}):  # Heun: 2 steps - 1 evaluations
+        add("teacher Heun, karras grid", 2 * steps - 1, "heun", steps)
+    for k in _nfes(16, args.nfes):
+        add("teacher Euler, karras grid", k, "euler", k)
+    for k in [k for k in args.nfes if 1 < k <= 16]:
+        add("teacher DPM-Solver++(2M), karras grid", k, "dpmpp_2m", k)
+
+    # optimised grids, fitted on the conditional model with training inputs (never the test times)
+    train_idx = np.flatnonzero(times < np.datetime64(val_start))
+    fields = normalize(np.stack([ds[v].isel(time=train_idx).values for v in VARIABLES], 1), stats).float()
+    g = torch.Generator().manual_seed(args.seed)
+    with torch.no_grad():
+        c_all = model.upsampled_coarse(fields, g)  # noisy block means, as in training
+    pick = torch.randperm(fields.shape[0], generator=g)[: args.fit_noises]
+    c_fit = c_all[pick]
+    z_fit = model.process.prior_sample((args.fit_noises, *fields.shape[1:]), generator=g)
+    grid_path = STUDENTS / f"{name}_fit{args.fine_steps}x{args.fit_noises}.ckpt"
+    for k in [k for k in args.nfes if 1 < k <= 8]:
+        grid = load_grid(grid_path, "dpmpp_2m", k)
+        if grid is None:
+            with torch.no_grad():
+                grid, fit_s = timed(lambda: optimize_grid(model.denoiser, model.process, z_fit, solver="dpmpp_2m",
+                                                          steps=k, fine_steps=args.fine_steps, fine_grid="karras",
+                                                          cond={"cond": c_fit}))
+            save_grid(grid_path, "dpmpp_2m", k, grid, meta={"fine_steps": args.fine_steps, "fine_grid": "karras",
+                                                            "num_samples": args.fit_noises, "fit_s": fit_s})
+        add("teacher DPM-Solver++(2M), optimised grid", k, "dpmpp_2m", k, grid=grid)
+
+    students: dict[str, Any] = {}
+    if args.corrdiff_student:
+        with torch.no_grad():
+            mu_all = torch.cat([model.regress(c) for c in c_all.split(64)])
+        data = {"x": fields - mu_all, "cond": c_all}  # the residual model's training pairs
+        cfg = dict(start_steps=16, round_steps=args.corrdiff_round_steps, base_grid="karras", lr=args.student_lr,
+                   batch=8, seed=args.seed)
+        print(f"CorrDiff progressive student ({cfg}) ...", flush=True)
+        saved = progressive_student(model, data, cache=STUDENTS / f"{name}_pd16_r{args.corrdiff_round_steps}.pt",
+                                    **cfg)
+        template = build_progressive(model, start_steps=16, round_steps=args.corrdiff_round_steps, base_grid="karras",
+                                     lr=args.student_lr, seed=args.seed, data_shape=list(fields.shape[1:]))
+        students["progressive"] = {"train_s": saved["train_s"], **saved["config"]}
+        for k in sorted(saved["states"]):
+            den, grid = student_at(template, saved["states"][k])
+            add("progressive student (DDIM)", k, "ddim", k, grid=grid, denoiser=den)
+    bar.close()
+    full = next(r["metric"] for r in rows if r["nfe"] == full_nfe and r["method"].startswith("teacher Heun"))
+    report = goal_report(rows, full)
+    title = f"Atmosphere {res}x{res} CorrDiff-style, x{factor} coarse only ({name})"
+    print_rows(title, "CRPS", rows, full, report)
+    ref = {k: float(np.mean(v)) for k, v in refs.items()}
+    print("  references (deterministic, CRPS = MAE): " + ", ".join(f"{k} {v:.4f}" for k, v in ref.items()))
+    return {"metric": "fair CRPS (normalised units) of the CorrDiff-style ensemble", "title": title, "model": name,
+            "factor": factor, "reference": {"name": "regression mean mu(c) alone (no diffusion)",
+                                            "metric": ref["regression mean"]},
+            "references": ref, "times": [str(times[i])[:10] for i in picks], "members": m,
+            "sampler": f"heun ({full_steps} steps, karras grid: the model's default, {full_nfe} evaluations)",
+            "full": {"solver": full_solver, "steps": full_steps, "nfe": full_nfe, "metric": full}, "rows": rows,
+            "goals": report, "students": students}
+
+
 # -- figure --------------------------------------------------------------------------------------------
 def _panels(result: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]], float, float | None]]:
     """``(title, metric, rows, full, floor or reference)`` of every measured panel."""
@@ -528,7 +674,8 @@ def _panels(result: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]
         for arm, g in d["mri"]["groups"].items():
             out.append((f"MRI 16^3, {arm} arm", "MMD^2", clean(g["rows"]), g["full"]["metric"], d["mri"]["floor"]))
     for name, title, metric in (("pde", "Darcy 32x32 forward (3 % obs.)", "u relative L2"),
-                                ("atmos", "Atmosphere 32x32 fused DPS", "CRPS")):
+                                ("atmos", "Atmosphere 32x32 fused DPS", "CRPS"),
+                                ("atmos_corrdiff", "Atmosphere CorrDiff-style", "CRPS")):
         if "rows" in d.get(name, {}):
             title = d[name].get("title", title)
             ref = d[name].get("reference", {}).get("metric")
@@ -595,7 +742,7 @@ def markdown(result: dict[str, Any]) -> str:
     out = []
     d = result["domains"]
     blocks = [(f"MRI, {arm} arm", g) for arm, g in d.get("mri", {}).get("groups", {}).items()]
-    blocks += [(name, d[name]) for name in ("pde", "atmos") if "rows" in d.get(name, {})]
+    blocks += [(name, d[name]) for name in ("pde", "atmos", "atmos_corrdiff") if "rows" in d.get(name, {})]
     for title, g in blocks:
         out.append(f"#### {title}\n\n{markdown_table(g['rows'], g['full']['metric'])}\n")
         for k, v in g["goals"].items():
@@ -635,6 +782,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                    help="cached prior of benchmarks/atmos_sr.py (quick32: 32x32, x4; prior64 / prior64_edm: 64x64, x8)")
     p.add_argument("--atmos-student", action="store_true", help="also distil the atmosphere prior (slow on CPU)")
     p.add_argument("--atmos-round-steps", type=int, default=40)
+    p.add_argument("--corrdiff-model", default="corrdiff64",
+                   help="cached CorrDiff-style model of benchmarks/atmos_sr.py (domain atmos_corrdiff)")
+    p.add_argument("--corrdiff-times", type=int, default=4)
+    p.add_argument("--corrdiff-members", type=int, default=32)
+    p.add_argument("--corrdiff-round-steps", type=int, default=150)
+    p.add_argument("--no-corrdiff-student", dest="corrdiff_student", action="store_false")
     p.add_argument("--out", default=str(RESULTS / "few_step_domains.json"))
     p.add_argument("--merge", default="",
                    help="comma-separated result files of earlier runs (e.g. one domain each, run in parallel): "
@@ -650,6 +803,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         args.nfes, args.mri_samples, args.pde_cases, args.pde_members = (1, 4), 8, 1, 4
         args.atmos_times, args.atmos_members, args.fine_steps, args.fit_noises = 1, 4, 8, 2
         args.mri_student_arms, args.pde_student, args.atmos_student = [], False, False
+        args.corrdiff_times, args.corrdiff_members, args.corrdiff_student = 1, 4, False
         args.atmos_zetas = []
         if args.out == str(RESULTS / "few_step_domains.json"):
             args.out = str(RESULTS / "few_step_domains_quick.json")
@@ -676,7 +830,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             result.setdefault("merged_from", []).append({"file": Path(path).name, "args": old.get("args"),
                                                          "date": old.get("machine", {}).get("date")})
         args.domains = ""
-    runners = {"mri": mri_domain, "pde": pde_domain, "atmos": atmos_domain}
+    runners = {"mri": mri_domain, "pde": pde_domain, "atmos": atmos_domain, "atmos_corrdiff": corrdiff_domain}
     for name in filter(None, args.domains.split(",")):
         if name not in runners:
             raise ValueError(f"unknown domain {name!r}; choose from {sorted(runners)} (comma-separated)")

@@ -111,3 +111,34 @@ def test_record_row_averages_cases_and_keeps_a_custom_grid() -> None:
     assert rows[1] == {"method": "teacher", "nfe": 8, "metric": pytest.approx(0.1), "per_time": [0.1],
                        "wall_s_per_sample": pytest.approx(0.2)}
     assert bar.n == 2 and bar.last == "teacher 8"
+
+
+def test_progressive_student_of_a_conditional_teacher_passes_each_rows_cond(tmp_path) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    teacher = DiffusionModule(MLPDenoiserNet(dim=2, width=16, depth=2, cond_dim=3), VP(), prediction="v",
+                              val_num_samples=0, data_shape=[2]).eval()
+    g = torch.Generator().manual_seed(1)
+    x, c = torch.randn(32, 2, generator=g), torch.randn(32, 3, generator=g)
+    cfg = dict(start_steps=2, round_steps=2, base_grid="uniform", lr=1e-3, batch=8, seed=0, cache=None)
+    a = progressive_student(teacher, {"x": x, "cond": c}, **cfg)
+    b = progressive_student(teacher, {"x": x, "cond": -c}, **cfg)
+    assert a["config"]["examples"] == 32 and sorted(a["states"]) == [1]
+    w = "denoiser.net.inp.weight"
+    assert not torch.equal(a["states"][1][w], b["states"][1][w])  # the condition changed the distillation targets
+
+    # an unconditional teacher given a condition fails inside its network: the rows' cond reached it
+    with pytest.raises(ValueError, match="unconditional"):
+        progressive_student(_teacher(), {"x": x, "cond": c}, **cfg)
+    with pytest.raises(ValueError, match="one length"):
+        progressive_student(teacher, {"x": x, "cond": c[:5]}, **cfg)
+
+
+def test_corrdiff_domain_without_its_cached_model_says_how_to_make_it(capsys) -> None:
+    import argparse
+
+    from benchmarks.few_step_domains import corrdiff_domain
+
+    out = corrdiff_domain(argparse.Namespace(corrdiff_model="corrdiff_not_trained"))
+    assert out["skipped"].startswith("missing") and "corrdiff_not_trained" in out["skipped"]
+    assert "CorrDiff skipped" in capsys.readouterr().out

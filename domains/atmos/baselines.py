@@ -156,9 +156,16 @@ class CorrDiffModule(DiffusionModule):
 
 @torch.no_grad()
 def corrdiff_sample(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int], num_samples: int, *,
-                    steps: int | None = None, solver: str | None = None, generator: torch.Generator | None = None,
+                    steps: int | None = None, solver: str | None = None, grid: Any = None,
+                    denoiser: Any = None, generator: torch.Generator | None = None,
                     progress: bool = False) -> Tensor:
-    """``num_samples`` fields ``mu(c) + r`` given one coarse field ``(C, h, w)`` (model units)."""
+    """``num_samples`` fields ``mu(c) + r`` given one coarse field ``(C, h, w)`` (model units).
+
+    ``solver``, ``steps`` and ``grid`` (a named grid or an array of times from 1 to 0) default to
+    the model's sampling settings. ``denoiser`` replaces the model's residual denoiser, e.g. a
+    few-step student distilled from it (:class:`sciddm.distill.DistillationModule` with the
+    CorrDiff model as teacher, sampled on its own grid): it must take ``cond=`` like the model's.
+    """
     from sciddm.sampling import sample
 
     if coarse.ndim != 3:
@@ -170,7 +177,10 @@ def corrdiff_sample(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int
     cn = c.expand(num_samples, *c.shape[1:])
     x = model.process.prior_sample((num_samples, *mu.shape[1:]), generator=generator, dtype=dtype)
     d = model.sampling_defaults()
-    r = sample(model.denoiser, model.process, x, solver=solver or d["solver"], steps=steps or d["steps"],
-               grid=d["grid"] if steps is None else model.hparams.sample_grid, generator=generator,
-               progress=progress, cond={"cond": cn})
+    if grid is None:
+        grid = d["grid"] if steps is None else model.hparams.sample_grid
+    if steps is None:
+        steps = d["steps"] if isinstance(grid, str) else len(grid) - 1
+    r = sample(model.denoiser if denoiser is None else denoiser, model.process, x, solver=solver or d["solver"],
+               steps=steps, grid=grid, generator=generator, progress=progress, cond={"cond": cn})
     return mu + r

@@ -87,3 +87,27 @@ def test_corrdiff_trains_on_noisy_block_means_when_asked() -> None:
     assert abs(float(diff.std()) - 0.3) < 0.3 * 0.15 and abs(float(diff.mean())) < 0.3 * 0.15
     with pytest.raises(ValueError, match="coarse_noise"):
         CorrDiffModule(net(), net(), VP(), factor=4, coarse_noise=-0.1)
+
+
+def test_corrdiff_sample_grid_and_denoiser_overrides() -> None:
+    from sciddm.process import VE
+    from sciddm.sampling import make_grid
+
+    torch.manual_seed(0)
+    m = CorrDiffModule(tiny_net(2), tiny_net(), VE(sigma_max=80.0), factor=4, prediction="x0", preconditioning="edm",
+                       sample_solver="heun", sample_steps=3, sample_grid="karras")
+    coarse = torch.randn(2, 2, 2)
+
+    def draw(**kw):
+        return corrdiff_sample(m, coarse, (8, 8), 3, generator=torch.Generator().manual_seed(1), **kw)
+
+    # an explicit array equal to the named grid draws the same fields; its length sets the steps
+    times = make_grid(m.process, 4, "karras")
+    torch.testing.assert_close(draw(solver="euler", grid=times), draw(solver="euler", steps=4))
+    torch.testing.assert_close(draw(), draw(solver="heun", steps=3, grid="karras"))  # the model's defaults
+    assert not torch.allclose(draw(solver="euler", steps=4), draw(solver="euler", steps=2))
+    # a residual denoiser that returns 0 leaves the regression mean, the same for every member
+    with torch.no_grad():
+        mu = m.regress(bicubic(coarse[None], (8, 8)))
+    zero = draw(solver="euler", steps=2, denoiser=lambda x, t, cond: torch.zeros_like(x))
+    torch.testing.assert_close(zero, mu.expand(3, -1, -1, -1))
