@@ -7,9 +7,16 @@ steps, on the 32 anomaly-free test windows with 20% of entries hidden: the maske
 loss (mean of the last interval), the MAE of the network's one-step estimate at t = 1 (its
 conditional mean), and the MAE of the median of 4 DDIM-10 imputations. References: linear
 interpolation and the exact conditional mean of a Ledoit-Wolf Gaussian of the train windows.
+With ``--detect``, every evaluation also puts the network through the detector (the ``csdi``
+rows of ``benchmarks/timeseries.py``: final-step residual of 10 DDIM steps, validation
+threshold) on seed 0's validation and test splits, with random and with grating mask pairs:
+un-adjusted F1 and AUROC of all test steps. The result file is rewritten after every
+evaluation, so a cut run keeps its curve so far.
 
 Run: ``python -m benchmarks.timeseries_learning_curve`` (about 10 minutes on one idle thread;
-writes ``benchmarks/results/timeseries_learning_curve.json``).
+writes ``benchmarks/results/timeseries_learning_curve.json``). The long run of issue #7:
+``--steps 20000 --decay-steps 2000 --every 2000 --detect --out
+benchmarks/results/timeseries_learning_curve_long.json`` (about 90 minutes).
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from sklearn.covariance import LedoitWolf
 from tqdm.auto import tqdm
 
 from benchmarks.common import machine_info, write_result
-from benchmarks.timeseries import NET, WINDOW, dataset
+from benchmarks.timeseries import NET, STEPS, WINDOW, dataset
+from sciddm.domains.timeseries import evaluate_scores
+from sciddm.domains.timeseries.imdiffusion import ImDiffusionDetector
 from sciddm.datasets.timeseries import SlidingWindows, fit_normalizer
 from sciddm.domains.timeseries.imputer import ImputerModule, _Windows, imputation_metrics
 from sciddm.domains.timeseries.masks import random_mask
@@ -49,12 +58,24 @@ def gaussian_mae(train: np.ndarray, windows: torch.Tensor, mask: torch.Tensor) -
     return float(np.concatenate(errs).mean())
 
 
+def detection(module: ImputerModule, val: np.ndarray, test: np.ndarray, data) -> dict[str, float]:
+    """F1 at the validation threshold and AUROC of the final-step residual, random and grating pairs."""
+    out = {}
+    for masks in ("random", "grating"):
+        det = ImDiffusionDetector(module, steps=STEPS, ensemble=False, batch_size=64, masks=masks)
+        ev, et = det.errors(val)[:, -1], det.errors(test)[:, -1]
+        r = evaluate_scores(et, data.test_labels, val_scores=ev, val_labels=data.val_labels)
+        out[f"f1_{masks}"], out[f"auroc_{masks}"] = float(r.f1), float(r.auroc)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--decay-steps", type=int, default=500)
     p.add_argument("--every", type=int, default=250)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--detect", action="store_true", help="also score seed 0's test split at every evaluation")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
     if a.steps < 1 or a.decay_steps < 0 or a.every < 1 or a.lr <= 0:
@@ -65,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     data = dataset(0)
     norm = fit_normalizer(data.train)
-    train, test = norm.transform(data.train), norm.transform(data.test)
+    train, val, test = norm.transform(data.train), norm.transform(data.val), norm.transform(data.test)
     clean = [s for s in range(0, len(test) - WINDOW + 1, WINDOW) if not data.test_labels[s:s + WINDOW].any()][:32]
     windows = torch.tensor(np.stack([test[s:s + WINDOW].T for s in clean]), dtype=torch.float32)
     g_eval = torch.Generator().manual_seed(derive_seed(0, 11))  # the hidden entries of imputation_metrics
@@ -77,6 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     source = _Windows(SlidingWindows(train, WINDOW, 1))
     g = torch.Generator().manual_seed(0)
     rows, losses = [], []
+    setup = {"net": NET, "window": WINDOW, "batch": 16, "lr": a.lr, "decay_after": a.steps, "hidden": 0.2,
+             "windows": len(windows), "seed": 0}
+    refs = {"gaussian_mae": gaussian_mae(train, windows, mask)}
     for it in tqdm(range(1, a.steps + a.decay_steps + 1), desc="training"):
         if it == a.steps + 1:
             for group in opt.param_groups:
@@ -97,13 +121,13 @@ def main(argv: list[str] | None = None) -> None:
                 one = module.denoiser(x1, t, observed=windows * mask, mask=mask)
             rows.append({"step": it, "lr": opt.param_groups[0]["lr"], "loss": float(np.mean(losses[-a.every:])),
                          "one_step_mae": float((one - windows)[~mask].abs().mean()), "ddim10_median_mae": r["mae"],
-                         "crps": r["crps"]})
+                         "crps": r["crps"], "wall_s": time.perf_counter() - start})
+            if a.detect:
+                rows[-1].update(detection(module, val, test, data))
             tqdm.write(str(rows[-1]))
-    result = {"setup": {"net": NET, "window": WINDOW, "batch": 16, "lr": a.lr, "decay_after": a.steps,
-                        "hidden": 0.2, "windows": len(windows), "seed": 0},
-              "curve": rows, "interpolation_mae": r["interp_mae"], "gaussian_mae": gaussian_mae(train, windows, mask),
-              "wall_s": time.perf_counter() - start, "machine": machine_info()}
-    write_result(result, a.out, indent=1)
+            result = {"setup": setup, "curve": rows, "interpolation_mae": r["interp_mae"], **refs,
+                      "wall_s": time.perf_counter() - start, "machine": machine_info()}
+            write_result(result, a.out, indent=1)  # a cut run keeps its curve so far
     print(f"linear interpolation MAE {result['interpolation_mae']:.3f}; Gaussian conditional mean MAE "
           f"{result['gaussian_mae']:.3f}; wrote {a.out}")
 
