@@ -26,7 +26,15 @@ the cached teacher and cached under ``benchmarks/cache/few_step/``), with wall s
    (``prior.ckpt.grids.json``). ``--atmos-student`` asks for a progressive student, which an
    eps-predicting prior (quick32, prior64) cannot give (Salimans & Ho 2022, sec. 4): the entry says
    so; the x0-predicting prior64_edm gets one.
-4. Time series: not measured here: the CPU-trained imputer detects at chance at every NFE
+4. Atmosphere, CorrDiff-style (``--domains atmos_corrdiff``; the noisy-input ``corrdiff64`` model of
+   ``benchmarks/atmos_sr.py``, x8 coarse input only, no stations): fair CRPS of ``mu(c) + r``
+   ensembles, ``--corrdiff-times`` held-out times x ``--corrdiff-members`` members; full = the
+   model's Heun sampler (18 steps on the Karras grid, 35 evaluations, CorrDiff's default); Heun,
+   Euler and DPM-Solver++(2M) on the Karras grid, DPM-Solver++(2M) on optimised grids fitted on
+   training inputs, and a progressive student (16 -> 1 on the Karras base grid) distilled on the
+   residual model's own training pairs. Nothing is guided, so no likelihood step has to shrink
+   with the step count. References: bicubic and the regression mean ``mu(c)`` alone.
+5. Time series: not measured here: the CPU-trained imputer detects at chance at every NFE
    (``benchmarks/timeseries.py``, issue #7), so there is no quality to keep; an entry says so.
 
 Goal (issue #9): at 4 NFE within 10 % of the full-step teacher's metric, at 1 NFE within 25 %
