@@ -16,3 +16,12 @@ def test_missing_prior_config_is_refused(capsys: pytest.CaptureFixture[str]) -> 
         pde.main(["--pde", "poisson", "--resolution", "64"])
     assert info.value.code == 2
     assert "no prior config experiments/pde/poisson64.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, match", [(["--priors", "darcy128"], "unknown prior"), (["--samples", "1"], ">= 2")])
+def test_prior_check_refuses_unknown_priors_and_single_samples(args, match, capsys) -> None:
+    from benchmarks.pde_prior_check import main
+
+    with pytest.raises(SystemExit):
+        main(args)
+    assert match in capsys.readouterr().err

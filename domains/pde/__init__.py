@@ -6,7 +6,8 @@ sampled with guidance from sparse observations of either field and from the PDE 
 - :mod:`.operators`: sparse point and sensor masks on either field, :class:`FieldObservation` (core ``Mask``).
 - :mod:`.guidance`: :func:`diffusion_pde_sample`, EDM Heun with observation + PDE guidance.
 - :mod:`.baselines`: :class:`FNO2d`, :class:`UNetRegressor` fed masked fields + masks.
-- :mod:`.solve`: :func:`solve_pde`, forward / inverse / both-sparse problems as ensembles.
+- :mod:`.solve`: :func:`solve_pde`, forward / inverse / both-sparse problems as ensembles;
+  :func:`joint_consistency`, how well joint samples obey the PDE.
 - :mod:`.plots`: :func:`plot_solution`, truth / mean / error / std maps.
 """
 
@@ -17,7 +18,7 @@ from .guidance import (PAPER_STATE_SCALE, PAPER_WEIGHTS, GuidanceWeights, diffus
 from .operators import FieldObservation, observation_mask, observe, point_mask, points_to_mask, sensor_mask
 from .plots import plot_solution
 from .residuals import burgers_residual, darcy_residual, helmholtz_residual, pde_residual, poisson_residual
-from .solve import METHODS, PROBLEMS, PDESolution, load_prior, make_observation, solve_pde
+from .solve import METHODS, PROBLEMS, PDESolution, joint_consistency, load_prior, make_observation, solve_pde
 
 __all__ = [
     "FieldStats", "PDEDataModule", "load_pairs",
@@ -27,4 +28,5 @@ __all__ = [
     "diffusion_pde_sample",
     "FNO2d", "UNetRegressor", "baseline_input", "train_regressor",
     "PROBLEMS", "METHODS", "PDESolution", "make_observation", "load_prior", "solve_pde", "plot_solution",
+    "joint_consistency",
 ]

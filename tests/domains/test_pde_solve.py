@@ -83,3 +83,34 @@ def test_plot_solution(tmp_path: Path) -> None:
     assert plot_solution(truth, sol, obs, tmp_path / "m.png").stat().st_size > 0
     with pytest.raises(ValueError, match="differ"):
         plot_solution(truth[:, :4], sol, obs, tmp_path / "n.png")
+
+
+def test_joint_consistency_is_zero_for_solver_pairs_and_exact_for_a_scaled_solution() -> None:
+    from sciddm.datasets.pde.darcy import solve_darcy, threshold_coefficient
+    from sciddm.datasets.pde.elliptic import solve_poisson
+    from sciddm.domains.pde import joint_consistency
+
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.avg_pool2d(torch.randn(5, 1, 20, 20, generator=g, dtype=torch.float64), 5, 1)[:, 0]
+    a = threshold_coefficient(smooth)  # 16 x 16, two values 3 / 12
+    pairs = torch.stack([a, solve_darcy(a)], 1)
+    out = joint_consistency(pairs, "darcy")
+    assert max(out["self"]) < 1e-10 and out["other_mean"] > 0.05 and out["ratio"] < 1e-8
+    # a coefficient sampled off the two values is thresholded at 7.5 first, as the benchmark scores it
+    fuzzy = pairs.clone()
+    fuzzy[:, 0] += 2.0 * torch.where(pairs[:, 0] > 7.5, -1.0, 1.0)  # 10 / 5: still on the right side
+    assert max(joint_consistency(fuzzy, "darcy")["self"]) < 1e-10
+
+    f = torch.randn(4, 12, 12, generator=g, dtype=torch.float64)
+    scaled = torch.stack([f, 1.1 * solve_poisson(f)], 1)  # u off by exactly 10 % everywhere
+    assert joint_consistency(scaled, "poisson")["self"] == pytest.approx([0.1] * 4, rel=1e-9)  # relative to the solution
+
+
+@pytest.mark.parametrize("pde, shape, match", [("burgers", (3, 2, 8, 8), "coefficient"),
+                                               ("darcy", (3, 3, 8, 8), "expected"),
+                                               ("darcy", (1, 2, 8, 8), "expected")])
+def test_joint_consistency_refuses_what_it_cannot_check(pde, shape, match) -> None:
+    from sciddm.domains.pde import joint_consistency
+
+    with pytest.raises(ValueError, match=match):
+        joint_consistency(torch.ones(shape), pde)
