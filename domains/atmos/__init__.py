@@ -6,11 +6,12 @@ high-resolution fields, conditioned zero-shot on coarse fields and sparse statio
 - :mod:`.operators`: :func:`coarse_operator`, :func:`station_operator` (lat/lon to the grid).
 - :mod:`.downscale`: :func:`downscale`, the ensemble as a CF dataset, netCDF and zarr;
   :func:`build_observation`, its operator and data for any posterior sampler.
-- :mod:`.baselines`: :func:`bicubic` and the CorrDiff-style :class:`CorrDiffModule`.
+- :mod:`.baselines`: :func:`bicubic` and the CorrDiff-style :class:`CorrDiffModule`
+  (:func:`corrdiff_sample`; :func:`corrdiff_posterior` adds other observations, e.g. stations).
 - :mod:`.spectra`: radial power spectra; :mod:`.plots`: PNG maps and spectra.
 """
 
-from .baselines import CorrDiffModule, bicubic, corrdiff_sample
+from .baselines import CorrDiffModule, bicubic, corrdiff_posterior, corrdiff_sample
 from .data import AtmosDataModule
 from .downscale import DEFAULT_METHOD, build_observation, downscale, ensemble_dataset, load_prior, write_ensemble
 from .operators import (
@@ -28,6 +29,6 @@ __all__ = [
     "AtmosDataModule", "coarse_grain", "coarse_operator", "coarse_observation", "station_operator",
     "StationObservation", "sample_stations", "downscale", "build_observation", "load_prior", "ensemble_dataset",
     "write_ensemble",
-    "DEFAULT_METHOD", "bicubic", "CorrDiffModule", "corrdiff_sample", "radial_spectrum", "spectrum_error",
+    "DEFAULT_METHOD", "bicubic", "CorrDiffModule", "corrdiff_sample", "corrdiff_posterior", "radial_spectrum", "spectrum_error",
     "plot_downscaled", "plot_spectra",
 ]

@@ -10,6 +10,9 @@
   ``mu(c) + r`` with ``r`` drawn by a core solver. Unlike the paper, whose two stages are
   trained one after the other, both are trained in one run, the residual target using the
   regression's current output without gradient (one ``sciddm fit``, same fixed point).
+- :func:`corrdiff_posterior`: the CorrDiff model as a *conditional prior* for further
+  observations (e.g. stations): ``p(x | coarse, y) ~ p(x | coarse) p(y | x)``, sampled by a core
+  posterior sampler on the residual.
 """
 
 from __future__ import annotations
@@ -184,3 +187,43 @@ def corrdiff_sample(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int
     r = sample(model.denoiser if denoiser is None else denoiser, model.process, x, solver=solver or d["solver"],
                steps=steps, grid=grid, generator=generator, progress=progress, cond={"cond": cn})
     return mu + r
+
+
+@torch.no_grad()
+def corrdiff_posterior(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int], num_samples: int,
+                       operator: Any, y: Tensor, *, method: str = "dps", steps: int = 50, grid: Any = None,
+                       denoiser: Any = None, generator: torch.Generator | None = None, progress: bool = False,
+                       **hparams: Any) -> Tensor:
+    """Samples of ``p(x | coarse, y)``: the CorrDiff model conditioned on ``coarse``, guided by ``y``.
+
+    The coarse field enters as CorrDiff's conditioning; the other observation ``y = A x + noise``
+    (e.g. stations, :class:`sciddm.inverse.PointSampler`) by a posterior sampler of
+    :func:`sciddm.inverse.sample_posterior` (``method`` and its ``hparams``) run on the residual
+    ``r = x - mu(c)``, whose observation is ``y - A mu(c)`` (``A`` must be linear). The two are
+    independent given ``x`` (each modality's own noise), so this draws the fused posterior with
+    the coarse likelihood learned instead of guided. ``denoiser`` replaces the residual denoiser
+    (a distilled student, with its ``grid``). Returns ``(num_samples, C, H, W)`` in model units.
+    """
+    from sciddm.inverse import sample_posterior
+
+    if coarse.ndim != 3:
+        raise ValueError(f"coarse must be one field (C, h, w); got {tuple(coarse.shape)}")
+    if not getattr(operator, "linear", False):
+        raise ValueError(f"corrdiff_posterior shifts the observation by A mu(c) and needs a linear operator; got "
+                         f"{type(operator).__name__}")
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    c = bicubic(coarse[None].to(dtype), shape)
+    mu = model.regress(c)
+    residual_denoiser = model.denoiser if denoiser is None else denoiser
+
+    def conditioned(x: Tensor, t: Tensor) -> Tensor:
+        return residual_denoiser(x, t, cond=c.expand(x.shape[0], *c.shape[1:]).to(x.dtype))
+
+    y = torch.as_tensor(y)
+    shifted = y - operator.forward(mu.to(y.dtype)).reshape(y.shape)
+    with torch.enable_grad():  # guidance differentiates through the denoiser
+        r = sample_posterior(method, conditioned, model.process, operator, shifted, num_samples=num_samples,
+                             steps=steps, x_shape=tuple(mu.shape[1:]), grid=grid, generator=generator,
+                             progress=progress, **hparams)
+    return mu + r.to(mu.dtype)

@@ -111,3 +111,38 @@ def test_corrdiff_sample_grid_and_denoiser_overrides() -> None:
         mu = m.regress(bicubic(coarse[None], (8, 8)))
     zero = draw(solver="euler", steps=2, denoiser=lambda x, t, cond: torch.zeros_like(x))
     torch.testing.assert_close(zero, mu.expand(3, -1, -1, -1))
+
+
+def test_corrdiff_posterior_pulls_the_observed_pixels_to_the_observation_around_mu() -> None:
+    from sciddm.domains.atmos import corrdiff_posterior
+    from sciddm.inverse import Mask, PhaseRetrieval
+    from sciddm.process import VE
+
+    torch.manual_seed(0)
+    m = CorrDiffModule(tiny_net(2), tiny_net(), VE(sigma_max=80.0), factor=4, prediction="x0", preconditioning="edm")
+    coarse = torch.randn(2, 2, 2)
+    with torch.no_grad():
+        for w in m.regression_net.parameters():  # the UNet's output layer starts at zero: give it a mean
+            w.add_(0.2 * torch.randn_like(w))
+        mu = m.regress(bicubic(coarse[None], (8, 8)))[0]
+    assert float(mu.abs().mean()) > 0.1  # the shift by A mu matters in this test
+
+    def gaussian(x, t, cond):  # exact denoiser of a residual r ~ N(0, I) under VE noise sigma(t)
+        s2 = m.process.sigma(t).view(-1, 1, 1, 1) ** 2
+        return x / (1.0 + s2)
+
+    keep = torch.zeros(2, 8, 8, dtype=torch.bool)
+    keep[:, ::2, ::3] = True
+    op = Mask(keep, 0.01, spatial_dims=2)
+    truth = mu + 0.8
+    y = op.forward(truth[None])[0]
+    kw = dict(generator=torch.Generator().manual_seed(3))
+    post = corrdiff_posterior(m, coarse, (8, 8), 6, op, y, steps=30, zeta=1.0, denoiser=gaussian, **kw)
+    free = corrdiff_sample(m, coarse, (8, 8), 6, solver="euler", steps=30, denoiser=gaussian, **kw)
+    err_post = float((post - truth)[:, keep].abs().mean())
+    err_free = float((free - truth)[:, keep].abs().mean())
+    assert err_post < 0.25 * err_free  # guided towards y, around mu (a wrong shift would miss by |mu|)
+    assert float((post - truth)[:, ~keep].abs().mean()) > 2 * err_post  # unobserved pixels: the prior's spread
+
+    with pytest.raises(ValueError, match="linear"):
+        corrdiff_posterior(m, coarse, (8, 8), 2, PhaseRetrieval(0.1), torch.zeros(2, 8, 8), steps=2)
