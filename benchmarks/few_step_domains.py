@@ -543,16 +543,11 @@ def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
             "students": students}
 
 
-def corrdiff_domain(args: argparse.Namespace) -> dict[str, Any]:
-    """The CorrDiff-style conditional model (coarse input only): fair CRPS of its ensembles against NFE.
-
-    Unlike the fused posterior of :func:`atmos_domain`, nothing is guided: the regression mean
-    ``mu(c)`` plus the residual diffusion's ODE sample, so every deterministic solver applies and
-    the student is distilled on the conditional model itself (its training pairs: noisy block
-    means of the training fields, residuals ``x - mu(c)``).
-    """
+def _corrdiff_setup(args: argparse.Namespace) -> dict[str, Any]:
+    """The cached CorrDiff model, the acceptance run's test cases and the residual training pairs."""
     from benchmarks.atmos_demo import CACHE as ATMOS_CACHE, VARIABLES
-    from benchmarks.atmos_sr import DEFAULT_FACTOR, SETUPS, make_case, normalize
+    from benchmarks.atmos_sr import (DEFAULT_FACTOR, SETUPS, STATION_NOISE, make_case, normalize,
+                                     split_times)
 
     name = args.corrdiff_model
     res = next((r for r, setup in SETUPS.items() if setup[1] == name), None)
@@ -563,51 +558,109 @@ def corrdiff_domain(args: argparse.Namespace) -> dict[str, Any]:
         print(f"CorrDiff skipped: no model at {ckpt}; create it with `{how}`")
         return {"skipped": f"missing {ckpt}"}
     from sciddm.datasets.atmosphere import Normalization, open_gridded
-    from sciddm.domains.atmos import bicubic, corrdiff_sample
+    from sciddm.domains.atmos import bicubic
+    from sciddm.domains.atmos.downscale import build_observation
     from sciddm.training import load_model
-    from sciddm.uq import crps
 
     _, _, store, val_start = SETUPS[res]
     factor = DEFAULT_FACTOR[res]
     model = load_model(ckpt).eval().requires_grad_(False)
     if model.factor != factor:
         raise ValueError(f"{ckpt} was trained for x{model.factor} coarse input; the {res}x{res} benchmark uses x{factor}")
+    if str(model.hparams.sample_solver) != "heun":
+        raise ValueError(f"{ckpt} samples with {model.hparams.sample_solver!r}; this benchmark measures CorrDiff's "
+                         "Heun default")
     stats = Normalization.load(ATMOS_CACHE / name / "normalization.json")
     ds = open_gridded(ATMOS_CACHE / store)
     times = ds["time"].values
-    val = np.flatnonzero(times >= np.datetime64(val_start))
-    picks = val[np.linspace(0, val.size - 1, args.corrdiff_times + 2).round().astype(int)[1:-1]]
-    cases, refs = [], {"bicubic": [], "regression mean": []}  # deterministic answers: CRPS = MAE
+    picks, _ = split_times(times, val_start, args.corrdiff_times, 0)  # benchmarks/atmos_sr.py's test times and
+    cases, refs = [], {"bicubic": [], "regression mean": []}         # seeds: its stations and noise draws
     for k, t in enumerate(picks):
-        truth_ds, coarse, _ = make_case(ds, stats, int(t), factor, 0.02, args.seed + k)
+        truth_ds, coarse, stations = make_case(ds, stats, int(t), factor, 0.02, args.seed + k)
         truth = normalize(np.stack([truth_ds[v].values for v in VARIABLES]), stats)
         yc = normalize(np.stack([coarse[v].values for v in VARIABLES]), stats).float()
-        cases.append((yc, truth))
+        op_s, y_s, _ = build_observation(truth_ds, VARIABLES, stats, stations=stations, station_noise=STATION_NOISE)
+        cases.append({"coarse": yc, "truth": truth, "stations": (op_s, y_s.float())})
         up = bicubic(yc[None].double(), tuple(truth.shape[-2:]))
         with torch.no_grad():
             mu = model.regress(up.float()).double()
         refs["bicubic"].append(float((up[0] - truth).abs().mean()))
         refs["regression mean"].append(float((mu[0] - truth).abs().mean()))
-    m = args.corrdiff_members
-    shape = tuple(cases[0][1].shape[-2:])
+    train_idx = np.flatnonzero(times < np.datetime64(val_start))
+    fields = normalize(np.stack([ds[v].isel(time=train_idx).values for v in VARIABLES], 1), stats).float()
+    with torch.no_grad():
+        c_all = model.upsampled_coarse(fields, torch.Generator().manual_seed(args.seed))  # noisy, as in training
+    return {"name": name, "res": res, "factor": factor, "model": model, "cases": cases, "fields": fields,
+            "c_all": c_all, "refs": {k: float(np.mean(v)) for k, v in refs.items()},
+            "times": [str(times[i])[:10] for i in picks], "shape": tuple(fields.shape[-2:])}
+
+
+def _corrdiff_student(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], DistillationModule]:
+    """Progressive student of the residual model (16 -> 1 DDIM steps, Karras base grid), cached."""
+    model, fields, c_all = ctx["model"], ctx["fields"], ctx["c_all"]
+    with torch.no_grad():
+        mu_all = torch.cat([model.regress(c) for c in c_all.split(64)])
+    data = {"x": fields - mu_all, "cond": c_all}  # the residual model's training pairs
+    cfg = dict(start_steps=16, round_steps=args.corrdiff_round_steps, base_grid="karras", lr=args.student_lr,
+               batch=8, seed=args.seed)
+    print(f"CorrDiff progressive student ({cfg}) ...", flush=True)
+    saved = progressive_student(model, data, cache=STUDENTS / f"{ctx['name']}_pd16_r{args.corrdiff_round_steps}.pt",
+                                **cfg)
+    template = build_progressive(model, start_steps=16, round_steps=args.corrdiff_round_steps, base_grid="karras",
+                                 lr=args.student_lr, seed=args.seed, data_shape=list(fields.shape[1:]))
+    return saved, template
+
+
+def _crps_row(rows: list[dict[str, Any]], bar: Any, ctx: dict[str, Any], args: argparse.Namespace, method: str,
+              nfe: int, draw: Callable[[dict[str, Any], torch.Generator], Tensor], grid: Any) -> None:
+    from sciddm.uq import crps
+
+    scores, secs = [], []
+    for k, case in enumerate(ctx["cases"]):
+        ens, sec = timed(lambda: draw(case, torch.Generator().manual_seed(args.seed + k)))
+        ens = ens.double()
+        scores.append(float(crps(ens, case["truth"])) if bool(torch.isfinite(ens).all()) else float("nan"))
+        secs.append(sec)
+    record_row(rows, bar, method, nfe, scores, secs, args.corrdiff_members, {"grid": grid}, "per_time")
+
+
+def _finish_corrdiff(ctx: dict[str, Any], args: argparse.Namespace, rows: list[dict[str, Any]], full_method: str,
+                     full_nfe: int, title: str, metric: str, sampler: str, full: dict[str, Any],
+                     students: dict[str, Any]) -> dict[str, Any]:
+    """Goal verdicts, the printed table and the domain's result entry."""
+    value = next(r["metric"] for r in rows if r["nfe"] == full_nfe and r["method"] == full_method)
+    report = goal_report(rows, value)
+    print_rows(title, "CRPS", rows, value, report)
+    print("  references (deterministic, CRPS = MAE): " + ", ".join(f"{k} {v:.4f}" for k, v in ctx["refs"].items()))
+    return {"metric": metric, "title": title, "model": ctx["name"], "factor": ctx["factor"],
+            "reference": {"name": "regression mean mu(c) alone (no diffusion)", "metric": ctx["refs"]["regression mean"]},
+            "references": ctx["refs"], "times": ctx["times"], "members": args.corrdiff_members,
+            "sampler": sampler, "full": {**full, "metric": value}, "rows": rows, "goals": report, "students": students}
+
+
+def corrdiff_domain(args: argparse.Namespace) -> dict[str, Any]:
+    """The CorrDiff-style conditional model (coarse input only): fair CRPS of its ensembles against NFE.
+
+    Unlike the fused posterior of :func:`atmos_domain`, nothing is guided: the regression mean
+    ``mu(c)`` plus the residual diffusion's ODE sample, so every deterministic solver applies and
+    the student is distilled on the conditional model itself (its training pairs: noisy block
+    means of the training fields, residuals ``x - mu(c)``).
+    """
+    from sciddm.domains.atmos import corrdiff_sample
+
+    ctx = _corrdiff_setup(args)
+    if "skipped" in ctx:
+        return ctx
+    model, m, shape = ctx["model"], args.corrdiff_members, ctx["shape"]
     rows: list[dict[str, Any]] = []
     bar = tqdm(desc="CorrDiff rows", total=None, leave=False)
 
     def add(method: str, nfe: int, solver: str, steps: int, grid: Any = "karras", denoiser: Any = None) -> None:
-        scores, secs = [], []
-        for k, (yc, truth) in enumerate(cases):
-            ens, sec = timed(lambda: corrdiff_sample(model, yc, shape, m, steps=steps, solver=solver, grid=grid,
-                                                     denoiser=denoiser,
-                                                     generator=torch.Generator().manual_seed(args.seed + k)))
-            ens = ens.double()
-            scores.append(float(crps(ens, truth)) if bool(torch.isfinite(ens).all()) else float("nan"))
-            secs.append(sec)
-        record_row(rows, bar, method, nfe, scores, secs, m, {"grid": grid}, "per_time")
+        _crps_row(rows, bar, ctx, args, method, nfe,
+                  lambda case, g: corrdiff_sample(model, case["coarse"], shape, m, steps=steps, solver=solver,
+                                                  grid=grid, denoiser=denoiser, generator=g), grid)
 
     full_steps = int(model.hparams.sample_steps)
-    full_solver = str(model.hparams.sample_solver)
-    if full_solver != "heun":
-        raise ValueError(f"{ckpt} samples with {full_solver!r}; this benchmark measures CorrDiff's Heun default")
     full_nfe = 2 * full_steps - 1
     for steps in sorted({2, 3, 5, 9, full_steps}):  # Heun: 2 steps - 1 evaluations
         add("teacher Heun, karras grid", 2 * steps - 1, "heun", steps)
@@ -617,15 +670,11 @@ def corrdiff_domain(args: argparse.Namespace) -> dict[str, Any]:
         add("teacher DPM-Solver++(2M), karras grid", k, "dpmpp_2m", k)
 
     # optimised grids, fitted on the conditional model with training inputs (never the test times)
-    train_idx = np.flatnonzero(times < np.datetime64(val_start))
-    fields = normalize(np.stack([ds[v].isel(time=train_idx).values for v in VARIABLES], 1), stats).float()
     g = torch.Generator().manual_seed(args.seed)
-    with torch.no_grad():
-        c_all = model.upsampled_coarse(fields, g)  # noisy block means, as in training
-    pick = torch.randperm(fields.shape[0], generator=g)[: args.fit_noises]
-    c_fit = c_all[pick]
-    z_fit = model.process.prior_sample((args.fit_noises, *fields.shape[1:]), generator=g)
-    grid_path = STUDENTS / f"{name}_fit{args.fine_steps}x{args.fit_noises}.ckpt"
+    pick = torch.randperm(ctx["fields"].shape[0], generator=g)[: args.fit_noises]
+    c_fit = ctx["c_all"][pick]
+    z_fit = model.process.prior_sample((args.fit_noises, *ctx["fields"].shape[1:]), generator=g)
+    grid_path = STUDENTS / f"{ctx['name']}_fit{args.fine_steps}x{args.fit_noises}.ckpt"
     for k in [k for k in args.nfes if 1 < k <= 8]:
         grid = load_grid(grid_path, "dpmpp_2m", k)
         if grid is None:
@@ -639,34 +688,61 @@ def corrdiff_domain(args: argparse.Namespace) -> dict[str, Any]:
 
     students: dict[str, Any] = {}
     if args.corrdiff_student:
-        with torch.no_grad():
-            mu_all = torch.cat([model.regress(c) for c in c_all.split(64)])
-        data = {"x": fields - mu_all, "cond": c_all}  # the residual model's training pairs
-        cfg = dict(start_steps=16, round_steps=args.corrdiff_round_steps, base_grid="karras", lr=args.student_lr,
-                   batch=8, seed=args.seed)
-        print(f"CorrDiff progressive student ({cfg}) ...", flush=True)
-        saved = progressive_student(model, data, cache=STUDENTS / f"{name}_pd16_r{args.corrdiff_round_steps}.pt",
-                                    **cfg)
-        template = build_progressive(model, start_steps=16, round_steps=args.corrdiff_round_steps, base_grid="karras",
-                                     lr=args.student_lr, seed=args.seed, data_shape=list(fields.shape[1:]))
+        saved, template = _corrdiff_student(ctx, args)
         students["progressive"] = {"train_s": saved["train_s"], **saved["config"]}
         for k in sorted(saved["states"]):
             den, grid = student_at(template, saved["states"][k])
             add("progressive student (DDIM)", k, "ddim", k, grid=grid, denoiser=den)
     bar.close()
-    full = next(r["metric"] for r in rows if r["nfe"] == full_nfe and r["method"].startswith("teacher Heun"))
-    report = goal_report(rows, full)
-    title = f"Atmosphere {res}x{res} CorrDiff-style, x{factor} coarse only ({name})"
-    print_rows(title, "CRPS", rows, full, report)
-    ref = {k: float(np.mean(v)) for k, v in refs.items()}
-    print("  references (deterministic, CRPS = MAE): " + ", ".join(f"{k} {v:.4f}" for k, v in ref.items()))
-    return {"metric": "fair CRPS (normalised units) of the CorrDiff-style ensemble", "title": title, "model": name,
-            "factor": factor, "reference": {"name": "regression mean mu(c) alone (no diffusion)",
-                                            "metric": ref["regression mean"]},
-            "references": ref, "times": [str(times[i])[:10] for i in picks], "members": m,
-            "sampler": f"heun ({full_steps} steps, karras grid: the model's default, {full_nfe} evaluations)",
-            "full": {"solver": full_solver, "steps": full_steps, "nfe": full_nfe, "metric": full}, "rows": rows,
-            "goals": report, "students": students}
+    title = f"Atmosphere {ctx['res']}x{ctx['res']} CorrDiff-style, x{ctx['factor']} coarse only ({ctx['name']})"
+    return _finish_corrdiff(ctx, args, rows, "teacher Heun, karras grid", full_nfe, title,
+                           "fair CRPS (normalised units) of the CorrDiff-style ensemble (coarse input only)",
+                           f"heun ({full_steps} steps, karras grid: the model's default, {full_nfe} evaluations)",
+                           {"solver": "heun", "steps": full_steps, "nfe": full_nfe}, students)
+
+
+def corrdiff_fused_domain(args: argparse.Namespace) -> dict[str, Any]:
+    """Coarse + stations: the CorrDiff model conditioned on the coarse field, stations by DPS.
+
+    :func:`sciddm.domains.atmos.corrdiff_posterior` with DPS at the stations-only default step
+    (``zeta = 1``), so only the sparse stations are guided; the coarse field is the model's
+    conditioning. Full = 50 DPS steps (the atmos default); the progressive student of
+    :func:`corrdiff_domain` (cached) on its own grid.
+    """
+    from sciddm.domains.atmos import corrdiff_posterior
+    from sciddm.domains.atmos.downscale import default_hparams
+
+    ctx = _corrdiff_setup(args)
+    if "skipped" in ctx:
+        return ctx
+    model, m, shape = ctx["model"], args.corrdiff_members, ctx["shape"]
+    zeta = default_hparams("dps", ["stations"])["zeta"]
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(desc="CorrDiff + stations rows", total=None, leave=False)
+
+    def add(method: str, nfe: int, steps: int, grid: Any = "karras", denoiser: Any = None) -> None:
+        _crps_row(rows, bar, ctx, args, method, nfe,
+                  lambda case, g: corrdiff_posterior(model, case["coarse"], shape, m, *case["stations"], method="dps",
+                                                     steps=steps, grid=grid, denoiser=denoiser, generator=g,
+                                                     zeta=zeta), grid)
+
+    full_steps = args.atmos_full
+    for k in _nfes(full_steps, [k for k in args.nfes if k <= 16]):
+        add("teacher DPS on stations, karras grid", k, k)
+    students: dict[str, Any] = {}
+    if args.corrdiff_student:
+        saved, template = _corrdiff_student(ctx, args)
+        students["progressive"] = {"train_s": saved["train_s"], **saved["config"]}
+        for k in sorted(saved["states"]):
+            den, grid = student_at(template, saved["states"][k])
+            add("progressive student, DPS on stations", k, k, grid=grid, denoiser=den)
+    bar.close()
+    title = (f"Atmosphere {ctx['res']}x{ctx['res']} fused: CorrDiff-style on x{ctx['factor']} coarse + DPS on 2 % "
+             f"stations ({ctx['name']})")
+    return _finish_corrdiff(ctx, args, rows, "teacher DPS on stations, karras grid", full_steps, title,
+                           "fair CRPS (normalised units) of the fused ensemble (coarse by conditioning, stations by DPS)",
+                           f"dps on the residual (zeta = {zeta}, the stations default), karras grid",
+                           {"solver": "dps", "steps": full_steps, "nfe": full_steps}, students)
 
 
 # -- figure --------------------------------------------------------------------------------------------
@@ -683,7 +759,8 @@ def _panels(result: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]
             out.append((f"MRI 16^3, {arm} arm", "MMD^2", clean(g["rows"]), g["full"]["metric"], d["mri"]["floor"]))
     for name, title, metric in (("pde", "Darcy 32x32 forward (3 % obs.)", "u relative L2"),
                                 ("atmos", "Atmosphere 32x32 fused DPS", "CRPS"),
-                                ("atmos_corrdiff", "Atmosphere CorrDiff-style", "CRPS")):
+                                ("atmos_corrdiff", "Atmosphere CorrDiff-style", "CRPS"),
+                                ("atmos_corrdiff_fused", "Atmosphere CorrDiff-style + stations", "CRPS")):
         if "rows" in d.get(name, {}):
             title = d[name].get("title", title)
             ref = d[name].get("reference", {}).get("metric")
@@ -750,7 +827,8 @@ def markdown(result: dict[str, Any]) -> str:
     out = []
     d = result["domains"]
     blocks = [(f"MRI, {arm} arm", g) for arm, g in d.get("mri", {}).get("groups", {}).items()]
-    blocks += [(name, d[name]) for name in ("pde", "atmos", "atmos_corrdiff") if "rows" in d.get(name, {})]
+    blocks += [(d[name].get("title", name), d[name]) for name in ("pde", "atmos", "atmos_corrdiff", "atmos_corrdiff_fused")
+               if "rows" in d.get(name, {})]
     for title, g in blocks:
         out.append(f"#### {title}\n\n{markdown_table(g['rows'], g['full']['metric'])}\n")
         for k, v in g["goals"].items():
@@ -838,7 +916,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             result.setdefault("merged_from", []).append({"file": Path(path).name, "args": old.get("args"),
                                                          "date": old.get("machine", {}).get("date")})
         args.domains = ""
-    runners = {"mri": mri_domain, "pde": pde_domain, "atmos": atmos_domain, "atmos_corrdiff": corrdiff_domain}
+    runners = {"mri": mri_domain, "pde": pde_domain, "atmos": atmos_domain, "atmos_corrdiff": corrdiff_domain,
+               "atmos_corrdiff_fused": corrdiff_fused_domain}
     for name in filter(None, args.domains.split(",")):
         if name not in runners:
             raise ValueError(f"unknown domain {name!r}; choose from {sorted(runners)} (comma-separated)")
