@@ -221,6 +221,20 @@ def student_at(template: DistillationModule, state: dict[str, Tensor]) -> tuple[
     return s.denoiser, s.sampling_grid.detach().cpu().double()
 
 
+def cached_grid(path: Path, model: Any, z: Tensor, solver: str, steps: int, args: argparse.Namespace,
+                cond: dict[str, Any] | None = None) -> Tensor:
+    """The optimised ``solver``/``steps`` grid of ``model`` (fitted on noises ``z`` against a
+    ``--fine-steps`` Karras-grid teacher), read from ``path``'s grid file or fitted and stored there."""
+    times = load_grid(path, solver, steps)
+    if times is None:
+        with torch.no_grad():
+            times, fit_s = timed(lambda: optimize_grid(model.denoiser, model.process, z, solver=solver, steps=steps,
+                                                       fine_steps=args.fine_steps, fine_grid="karras", cond=cond))
+        save_grid(path, solver, steps, times, meta={"fine_steps": args.fine_steps, "fine_grid": "karras",
+                                                    "num_samples": args.fit_noises, "fit_s": fit_s})
+    return times
+
+
 # -- measuring -----------------------------------------------------------------------------------------
 def timed(fn: Callable[[], Tensor]) -> tuple[Tensor, float]:
     t0 = time.perf_counter()
@@ -401,13 +415,7 @@ def pde_domain(args: argparse.Namespace) -> dict[str, Any]:
     z_fit = prior.process.prior_sample((args.fit_noises, 2, 32, 32), generator=g)
     grid_path = STUDENTS / f"darcy32_prior_fit{args.fine_steps}x{args.fit_noises}.ckpt"
     for k in [k for k in args.nfes if 1 < k <= 16]:
-        times = load_grid(grid_path, "ddim", k)
-        if times is None:
-            with torch.no_grad():
-                times, fit_s = timed(lambda: optimize_grid(prior.denoiser, prior.process, z_fit, solver="ddim",
-                                                           steps=k, fine_steps=args.fine_steps, fine_grid="karras"))
-            save_grid(grid_path, "ddim", k, times, meta={"fine_steps": args.fine_steps, "fine_grid": "karras",
-                                                         "num_samples": args.fit_noises, "fit_s": fit_s})
+        times = cached_grid(grid_path, prior, z_fit, "ddim", k, args)
         add("teacher DPS, optimised grid", k, prior, k, grid=times)
 
     students: dict[str, Any] = {}
@@ -595,8 +603,9 @@ def _corrdiff_setup(args: argparse.Namespace) -> dict[str, Any]:
             "times": [str(times[i])[:10] for i in picks], "shape": tuple(fields.shape[-2:])}
 
 
-def _corrdiff_student(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], DistillationModule]:
-    """Progressive student of the residual model (16 -> 1 DDIM steps, Karras base grid), cached."""
+def _corrdiff_student(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[int, Any, Tensor]]]:
+    """Progressive student of the residual model (16 -> 1 DDIM steps, Karras base grid), cached:
+    ``({"progressive": training info}, [(steps, denoiser, grid) of every round])``."""
     model, fields, c_all = ctx["model"], ctx["fields"], ctx["c_all"]
     with torch.no_grad():
         mu_all = torch.cat([model.regress(c) for c in c_all.split(64)])
@@ -608,7 +617,8 @@ def _corrdiff_student(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[di
                                 **cfg)
     template = build_progressive(model, start_steps=16, round_steps=args.corrdiff_round_steps, base_grid="karras",
                                  lr=args.student_lr, seed=args.seed, data_shape=list(fields.shape[1:]))
-    return saved, template
+    rounds = [(k, *student_at(template, saved["states"][k])) for k in sorted(saved["states"])]
+    return {"progressive": {"train_s": saved["train_s"], **saved["config"]}}, rounds
 
 
 def _crps_row(rows: list[dict[str, Any]], bar: Any, ctx: dict[str, Any], args: argparse.Namespace, method: str,
@@ -676,22 +686,13 @@ def corrdiff_domain(args: argparse.Namespace) -> dict[str, Any]:
     z_fit = model.process.prior_sample((args.fit_noises, *ctx["fields"].shape[1:]), generator=g)
     grid_path = STUDENTS / f"{ctx['name']}_fit{args.fine_steps}x{args.fit_noises}.ckpt"
     for k in [k for k in args.nfes if 1 < k <= 8]:
-        grid = load_grid(grid_path, "dpmpp_2m", k)
-        if grid is None:
-            with torch.no_grad():
-                grid, fit_s = timed(lambda: optimize_grid(model.denoiser, model.process, z_fit, solver="dpmpp_2m",
-                                                          steps=k, fine_steps=args.fine_steps, fine_grid="karras",
-                                                          cond={"cond": c_fit}))
-            save_grid(grid_path, "dpmpp_2m", k, grid, meta={"fine_steps": args.fine_steps, "fine_grid": "karras",
-                                                            "num_samples": args.fit_noises, "fit_s": fit_s})
+        grid = cached_grid(grid_path, model, z_fit, "dpmpp_2m", k, args, cond={"cond": c_fit})
         add("teacher DPM-Solver++(2M), optimised grid", k, "dpmpp_2m", k, grid=grid)
 
     students: dict[str, Any] = {}
     if args.corrdiff_student:
-        saved, template = _corrdiff_student(ctx, args)
-        students["progressive"] = {"train_s": saved["train_s"], **saved["config"]}
-        for k in sorted(saved["states"]):
-            den, grid = student_at(template, saved["states"][k])
+        students, rounds = _corrdiff_student(ctx, args)
+        for k, den, grid in rounds:
             add("progressive student (DDIM)", k, "ddim", k, grid=grid, denoiser=den)
     bar.close()
     title = f"Atmosphere {ctx['res']}x{ctx['res']} CorrDiff-style, x{ctx['factor']} coarse only ({ctx['name']})"
@@ -731,10 +732,8 @@ def corrdiff_fused_domain(args: argparse.Namespace) -> dict[str, Any]:
         add("teacher DPS on stations, karras grid", k, k)
     students: dict[str, Any] = {}
     if args.corrdiff_student:
-        saved, template = _corrdiff_student(ctx, args)
-        students["progressive"] = {"train_s": saved["train_s"], **saved["config"]}
-        for k in sorted(saved["states"]):
-            den, grid = student_at(template, saved["states"][k])
+        students, rounds = _corrdiff_student(ctx, args)
+        for k, den, grid in rounds:
             add("progressive student, DPS on stations", k, k, grid=grid, denoiser=den)
     bar.close()
     title = (f"Atmosphere {ctx['res']}x{ctx['res']} fused: CorrDiff-style on x{ctx['factor']} coarse + DPS on 2 % "
@@ -743,6 +742,64 @@ def corrdiff_fused_domain(args: argparse.Namespace) -> dict[str, Any]:
                            "fair CRPS (normalised units) of the fused ensemble (coarse by conditioning, stations by DPS)",
                            f"dps on the residual (zeta = {zeta}, the stations default), karras grid",
                            {"solver": "dps", "steps": full_steps, "nfe": full_steps}, students)
+
+
+# -- time series ---------------------------------------------------------------------------------------
+TS_NETWORK = CACHE / "timeseries" / "csdi_long.pt"
+
+
+def timeseries_domain(args: argparse.Namespace) -> dict[str, Any]:
+    """The CSDI imputer of the long learning-curve run as a detector: test F1 against NFE (higher is better).
+
+    The network of ``benchmarks/timeseries_learning_curve.py --save`` (conditional CSDI, x0
+    prediction, seed 0's data) scores seed 0's validation and test splits with random mask pairs
+    (final-step residual, the ``csdi_random`` rows of ``benchmarks/timeseries.py``), with DDIM on
+    the quad schedule's time grid at each NFE; full = 50 steps, CSDI's whole schedule. Metric:
+    un-adjusted F1 at the validation threshold (AUROC beside it).
+    """
+    if not TS_NETWORK.is_file():
+        print(f"time series skipped: no network at {TS_NETWORK}; create it with `python -m "
+              "benchmarks.timeseries_learning_curve --steps 24000 --decay-steps 2000 --every 2000 --detect --save "
+              f"{TS_NETWORK.relative_to(ROOT.parent)}`")
+        return {"skipped": f"missing {TS_NETWORK}"}
+    from benchmarks.timeseries import NET, WINDOW, dataset
+    from sciddm.datasets.timeseries import fit_normalizer
+    from sciddm.domains.timeseries import evaluate_scores
+    from sciddm.domains.timeseries.imdiffusion import ImDiffusionDetector
+    from sciddm.domains.timeseries.imputer import ImputerModule
+    from sciddm.nets.csdi import CSDINet
+
+    saved = torch.load(TS_NETWORK, map_location="cpu", weights_only=False)
+    data = dataset(0)
+    norm = fit_normalizer(data.train)
+    val, test = norm.transform(data.val), norm.transform(data.test)
+    k = val.shape[1]
+    module = ImputerModule(CSDINet(k, conditional=True, **NET), prediction="x0", mask_strategies=(2,),
+                           random_ratio=None, data_shape=[k, WINDOW])
+    module.load_state_dict(saved["state_dict"])
+    module.eval().requires_grad_(False)
+    full_steps = int(module.hparams.num_steps)  # CSDI's quad schedule: 50
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(desc="time-series rows", total=None, leave=False)
+    for nfe in _nfes(full_steps, [n for n in args.nfes if n < full_steps] + [10]):
+        det = ImDiffusionDetector(module, steps=nfe, ensemble=False, batch_size=64, masks="random")
+        t0 = time.perf_counter()
+        ev, et = det.errors(val)[:, -1], det.errors(test)[:, -1]
+        sec = time.perf_counter() - t0
+        r = evaluate_scores(et, data.test_labels, val_scores=ev, val_labels=data.val_labels)
+        windows = 2 * (int(np.ceil((len(val) - WINDOW) / WINDOW)) + int(np.ceil((len(test) - WINDOW) / WINDOW)) + 2)
+        rows.append({"method": "CSDI imputer, DDIM, time grid", "nfe": nfe, "metric": float(r.f1),
+                     "auroc": float(r.auroc), "wall_s_per_sample": sec / windows})
+        bar.update(1)
+    bar.close()
+    full = next(r["metric"] for r in rows if r["nfe"] == full_steps)
+    report = goal_report(rows, full, lower_is_better=False)
+    title = f"Time series, CSDI imputer after {saved['step']} steps (seed 0, random pairs)"
+    print_rows(title, "F1", rows, full, report)
+    return {"metric": "un-adjusted test F1 at the validation threshold (higher is better)", "title": title,
+            "lower_is_better": False, "network_step": int(saved["step"]), "full": {"solver": "ddim",
+            "steps": full_steps, "metric": full}, "rows": rows, "goals": report,
+            "reference": {"name": "random scores", "metric": None}}
 
 
 # -- figure --------------------------------------------------------------------------------------------
@@ -760,7 +817,8 @@ def _panels(result: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]
     for name, title, metric in (("pde", "Darcy 32x32 forward (3 % obs.)", "u relative L2"),
                                 ("atmos", "Atmosphere 32x32 fused DPS", "CRPS"),
                                 ("atmos_corrdiff", "Atmosphere CorrDiff-style", "CRPS"),
-                                ("atmos_corrdiff_fused", "Atmosphere CorrDiff-style + stations", "CRPS")):
+                                ("atmos_corrdiff_fused", "Atmosphere CorrDiff-style + stations", "CRPS"),
+                                ("timeseries", "Time series", "F1 (higher is better)")):
         if "rows" in d.get(name, {}):
             title = d[name].get("title", title)
             ref = d[name].get("reference", {}).get("metric")
@@ -786,7 +844,8 @@ def plot(result: dict[str, Any]) -> Any:
             if pts:
                 ax.plot(*zip(*pts), marker="o", ms=3, label=method)
         ax.axhline(full, color="k", ls="--", lw=1, label="full-step teacher")
-        ax.axhspan(full, full * (1 + GOALS[4]), color="green", alpha=0.15, label="within 10 %")
+        band = (full * (1 - GOALS[4]), full) if "higher is better" in metric else (full, full * (1 + GOALS[4]))
+        ax.axhspan(*band, color="green", alpha=0.15, label="within 10 %")
         if floor is not None:
             ax.axhline(floor, color="gray", ls=":", lw=1, label="floor" if title.startswith("MRI") else "reference")
         finite = [r["metric"] for r in rows if math.isfinite(r["metric"])]
@@ -827,7 +886,8 @@ def markdown(result: dict[str, Any]) -> str:
     out = []
     d = result["domains"]
     blocks = [(f"MRI, {arm} arm", g) for arm, g in d.get("mri", {}).get("groups", {}).items()]
-    blocks += [(d[name].get("title", name), d[name]) for name in ("pde", "atmos", "atmos_corrdiff", "atmos_corrdiff_fused")
+    blocks += [(d[name].get("title", name), d[name])
+               for name in ("pde", "atmos", "atmos_corrdiff", "atmos_corrdiff_fused", "timeseries")
                if "rows" in d.get(name, {})]
     for title, g in blocks:
         out.append(f"#### {title}\n\n{markdown_table(g['rows'], g['full']['metric'])}\n")
@@ -917,7 +977,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                                          "date": old.get("machine", {}).get("date")})
         args.domains = ""
     runners = {"mri": mri_domain, "pde": pde_domain, "atmos": atmos_domain, "atmos_corrdiff": corrdiff_domain,
-               "atmos_corrdiff_fused": corrdiff_fused_domain}
+               "atmos_corrdiff_fused": corrdiff_fused_domain, "timeseries": timeseries_domain}
     for name in filter(None, args.domains.split(",")):
         if name not in runners:
             raise ValueError(f"unknown domain {name!r}; choose from {sorted(runners)} (comma-separated)")
