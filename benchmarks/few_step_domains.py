@@ -760,7 +760,7 @@ def timeseries_domain(args: argparse.Namespace) -> dict[str, Any]:
     if not TS_NETWORK.is_file():
         print(f"time series skipped: no network at {TS_NETWORK}; create it with `python -m "
               "benchmarks.timeseries_learning_curve --steps 24000 --decay-steps 2000 --every 2000 --detect --save "
-              f"{TS_NETWORK.relative_to(ROOT.parent)}`")
+              f"{TS_NETWORK}`")
         return {"skipped": f"missing {TS_NETWORK}"}
     from benchmarks.timeseries import NET, WINDOW, dataset
     from sciddm.datasets.timeseries import fit_normalizer

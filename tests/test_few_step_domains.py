@@ -142,3 +142,14 @@ def test_corrdiff_domain_without_its_cached_model_says_how_to_make_it(capsys) ->
     out = corrdiff_domain(argparse.Namespace(corrdiff_model="corrdiff_not_trained"))
     assert out["skipped"].startswith("missing") and "corrdiff_not_trained" in out["skipped"]
     assert "CorrDiff skipped" in capsys.readouterr().out
+
+
+def test_timeseries_domain_without_the_long_run_network_says_how_to_make_it(capsys, monkeypatch, tmp_path) -> None:
+    import argparse
+
+    import benchmarks.few_step_domains as fsd
+
+    monkeypatch.setattr(fsd, "TS_NETWORK", tmp_path / "none.pt")
+    out = fsd.timeseries_domain(argparse.Namespace())
+    assert out["skipped"].startswith("missing")
+    assert "timeseries_learning_curve" in capsys.readouterr().out
