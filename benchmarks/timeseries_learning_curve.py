@@ -38,7 +38,7 @@ from sciddm.domains.timeseries import evaluate_scores
 from sciddm.domains.timeseries.imdiffusion import ImDiffusionDetector
 from sciddm.datasets.timeseries import SlidingWindows, fit_normalizer
 from sciddm.domains.timeseries.imputer import ImputerModule, _Windows, imputation_metrics
-from sciddm.domains.timeseries.masks import random_mask
+from sciddm.domains.timeseries.masks import MASK_STRATEGIES, random_mask
 from sciddm.io import atomic_path
 from sciddm.nets.csdi import CSDINet
 from sciddm.training import derive_seed
@@ -60,12 +60,19 @@ def gaussian_mae(train: np.ndarray, windows: torch.Tensor, mask: torch.Tensor) -
     return float(np.concatenate(errs).mean())
 
 
-def detection(module: ImputerModule, val: np.ndarray, test: np.ndarray, data) -> dict[str, float]:
-    """F1 at the validation threshold and AUROC of the final-step residual, random and grating pairs."""
+def detection(module: ImputerModule, val: np.ndarray, test: np.ndarray, data, ensemble: bool = False
+              ) -> dict[str, float]:
+    """F1 at the validation threshold and AUROC, random and grating pairs: the final-step residual
+    (CSDI), or with ``ensemble`` ImDiffusion's step-ensemble vote (thresholds from validation errors)."""
     out = {}
     for masks in ("random", "grating"):
-        det = ImDiffusionDetector(module, steps=STEPS, ensemble=False, batch_size=64, masks=masks)
-        ev, et = det.errors(val)[:, -1], det.errors(test)[:, -1]
+        det = ImDiffusionDetector(module, steps=STEPS, ensemble=ensemble, batch_size=64, masks=masks)
+        ev, et = det.errors(val), det.errors(test)
+        if ensemble:
+            det.calibrate(errors=ev)
+            ev, et = det.scores_from_errors(ev), det.scores_from_errors(et)
+        else:
+            ev, et = ev[:, -1], et[:, -1]
         r = evaluate_scores(et, data.test_labels, val_scores=ev, val_labels=data.val_labels)
         out[f"f1_{masks}"], out[f"auroc_{masks}"] = float(r.f1), float(r.auroc)
     return out
@@ -80,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--detect", action="store_true", help="also score seed 0's test split at every evaluation")
     p.add_argument("--save", type=Path, default=None,
                    help="write the network (state_dict, step, setup) here at every evaluation, for later scoring")
+    p.add_argument("--imdiffusion", action="store_true",
+                   help="train ImDiffusion's unconditional network (grating + random masks, strategy embedding) "
+                        "instead of the conditional CSDI one; detection then votes over steps")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
     if a.steps < 1 or a.decay_steps < 0 or a.every < 1 or a.lr <= 0:
@@ -96,14 +106,18 @@ def main(argv: list[str] | None = None) -> None:
     g_eval = torch.Generator().manual_seed(derive_seed(0, 11))  # the hidden entries of imputation_metrics
     mask = torch.stack([random_mask(windows.shape[1], WINDOW, 0.2, generator=g_eval) for _ in range(len(windows))])
     torch.manual_seed(0)
-    module = ImputerModule(CSDINet(windows.shape[1], conditional=True, **NET), prediction="x0", lr=a.lr,
-                           mask_strategies=(2,), random_ratio=None, data_shape=[windows.shape[1], WINDOW])
+    if a.imdiffusion:
+        module = ImputerModule(CSDINet(windows.shape[1], conditional=False, num_strategies=len(MASK_STRATEGIES), **NET),
+                               prediction="x0", lr=a.lr, data_shape=[windows.shape[1], WINDOW])
+    else:
+        module = ImputerModule(CSDINet(windows.shape[1], conditional=True, **NET), prediction="x0", lr=a.lr,
+                               mask_strategies=(2,), random_ratio=None, data_shape=[windows.shape[1], WINDOW])
     opt = torch.optim.AdamW(module.parameters(), lr=a.lr, weight_decay=1e-6)
     source = _Windows(SlidingWindows(train, WINDOW, 1))
     g = torch.Generator().manual_seed(0)
     rows, losses = [], []
     setup = {"net": NET, "window": WINDOW, "batch": 16, "lr": a.lr, "decay_after": a.steps, "hidden": 0.2,
-             "windows": len(windows), "seed": 0}
+             "windows": len(windows), "seed": 0, "model": "imdiffusion" if a.imdiffusion else "csdi"}
     refs = {"gaussian_mae": gaussian_mae(train, windows, mask)}
     for it in tqdm(range(1, a.steps + a.decay_steps + 1), desc="training"):
         if it == a.steps + 1:
@@ -119,15 +133,17 @@ def main(argv: list[str] | None = None) -> None:
         if it % a.every == 0:
             r = imputation_metrics(module, windows, ratio=0.2, num_samples=4, steps=10)
             module.eval()
-            with torch.no_grad():
-                t = torch.ones(len(windows))
-                x1 = module.process.add_noise(windows, t, torch.randn(windows.shape, generator=torch.Generator().manual_seed(it)))
-                one = module.denoiser(x1, t, observed=windows * mask, mask=mask)
             rows.append({"step": it, "lr": opt.param_groups[0]["lr"], "loss": float(np.mean(losses[-a.every:])),
-                         "one_step_mae": float((one - windows)[~mask].abs().mean()), "ddim10_median_mae": r["mae"],
-                         "crps": r["crps"], "wall_s": time.perf_counter() - start})
+                         "ddim10_median_mae": r["mae"], "crps": r["crps"], "wall_s": time.perf_counter() - start})
+            if not a.imdiffusion:  # the conditional network's one-step estimate is its conditional mean
+                with torch.no_grad():
+                    t = torch.ones(len(windows))
+                    x1 = module.process.add_noise(windows, t, torch.randn(windows.shape,
+                                                                          generator=torch.Generator().manual_seed(it)))
+                    one = module.denoiser(x1, t, observed=windows * mask, mask=mask)
+                rows[-1]["one_step_mae"] = float((one - windows)[~mask].abs().mean())
             if a.detect:
-                rows[-1].update(detection(module, val, test, data))
+                rows[-1].update(detection(module, val, test, data, ensemble=a.imdiffusion))
             tqdm.write(str(rows[-1]))
             result = {"setup": setup, "curve": rows, "interpolation_mae": r["interp_mae"], **refs,
                       "wall_s": time.perf_counter() - start, "machine": machine_info()}
