@@ -197,7 +197,8 @@ def corrdiff_posterior(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, 
     """Samples of ``p(x | coarse, y)``: the CorrDiff model conditioned on ``coarse``, guided by ``y``.
 
     The coarse field enters as CorrDiff's conditioning; the other observation ``y = A x + noise``
-    (e.g. stations, :class:`sciddm.inverse.PointSampler`) by a posterior sampler of
+    (e.g. stations: :class:`sciddm.inverse.PointSensors`, as
+    :func:`sciddm.domains.atmos.build_observation` builds them) by a posterior sampler of
     :func:`sciddm.inverse.sample_posterior` (``method`` and its ``hparams``) run on the residual
     ``r = x - mu(c)``, whose observation is ``y - A mu(c)`` (``A`` must be linear). The two are
     independent given ``x`` (each modality's own noise), so this draws the fused posterior with
