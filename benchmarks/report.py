@@ -65,7 +65,8 @@ def _render(obj: Any, path: str, depth: int) -> list[str]:
 
 
 # Result files whose name does not start with the name of the script that wrote them.
-_WRITERS = {"few_step_atmos64": "few_step_domains", "schedules": "warm_start"}
+_WRITERS = {"few_step_atmos64": "few_step_domains", "few_step_corrdiff64": "few_step_domains",
+            "few_step_timeseries": "few_step_domains", "schedules": "warm_start"}
 
 
 def script_of(stem: str) -> str:

@@ -14,6 +14,8 @@ def test_script_of_variants() -> None:
     assert script_of("atmos_sr64_prior64_edm_zeta") == "atmos_sr"
     assert script_of("atmos_spectrum_nx128_ny128_dt450p0") == "atmos_spectrum"
     assert script_of("few_step_atmos64") == "few_step_domains"  # written under another name
+    assert script_of("few_step_corrdiff64") == "few_step_domains"
+    assert script_of("timeseries_learning_curve_imdiffusion") == "timeseries_learning_curve"
 
 
 def test_every_recorded_result_names_an_existing_script() -> None:
