@@ -834,7 +834,8 @@ def _panels(result: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]
 def plot(result: dict[str, Any]) -> Any:
     """One quality-versus-NFE panel per domain: each method a line, the full-step teacher dashed with
     the 4-NFE goal band (+10 %), dotted: MRI's Monte-Carlo floor (real vs real), Darcy's training-mean
-    answer, the atmosphere's bicubic interpolation (what the samplers must beat)."""
+    answer, the atmosphere's bicubic interpolation (what the samplers must beat). Rows more than 20x
+    the full teacher are drawn as triangles on the upper edge instead of stretching the axis."""
     import matplotlib.pyplot as plt
 
     panels = _panels(result)
@@ -844,18 +845,29 @@ def plot(result: dict[str, Any]) -> Any:
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for ax, (title, metric, rows, full, floor) in zip(axes.flat, panels):
+        finite = [r["metric"] for r in rows if math.isfinite(r["metric"])]
+        # a diverged row (20x the full teacher) would flatten every other line: cut the axis at twice the
+        # reference or the goal band and mark the rows above it with triangles on the upper edge
+        top = None
+        if finite and max(finite) > 20 * full and "higher is better" not in metric:
+            top = max(2.0 * full, 1.3 * floor if floor is not None and floor > full else 0.0)
         for method in dict.fromkeys(r["method"] for r in rows):
             pts = sorted((r["nfe"], r["metric"]) for r in rows if r["method"] == method and math.isfinite(r["metric"]))
-            if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, label=method)
+            if not pts:
+                continue
+            line, = ax.plot(*zip(*[(k, v if top is None else min(v, top)) for k, v in pts]), marker="o", ms=3,
+                            label=method)
+            off = [k for k, v in pts if top is not None and v > top]
+            if off:
+                ax.plot(off, [top] * len(off), ls="none", marker="^", ms=7, color=line.get_color(), clip_on=False)
         ax.axhline(full, color="k", ls="--", lw=1, label="full-step teacher")
         band = (full * (1 - GOALS[4]), full) if "higher is better" in metric else (full, full * (1 + GOALS[4]))
         ax.axhspan(*band, color="green", alpha=0.15, label="within 10 %")
         if floor is not None:
             ax.axhline(floor, color="gray", ls=":", lw=1, label="floor" if title.startswith("MRI") else "reference")
-        finite = [r["metric"] for r in rows if math.isfinite(r["metric"])]
-        if finite and max(finite) > 20 * full:
-            ax.set_yscale("log")
+        if top is not None:
+            ax.set_ylim(min(min(finite), band[0]) * 0.95, top)
+            ax.text(0.02, 0.98, "triangles: off scale (diverged)", transform=ax.transAxes, fontsize=6, va="top")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("network evaluations per sample")
         ax.set_ylabel(metric)
