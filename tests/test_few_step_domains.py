@@ -153,3 +153,15 @@ def test_timeseries_domain_without_the_long_run_network_says_how_to_make_it(caps
     out = fsd.timeseries_domain(argparse.Namespace())
     assert out["skipped"].startswith("missing")
     assert "timeseries_learning_curve" in capsys.readouterr().out
+
+
+def test_plot_cuts_a_diverged_row_instead_of_a_log_axis() -> None:
+    from benchmarks.few_step_domains import plot
+
+    rows = [{"method": "teacher", "nfe": 1, "metric": 100.0}, {"method": "teacher", "nfe": 4, "metric": 1.05},
+            {"method": "teacher", "nfe": 16, "metric": 1.0}]
+    result = {"domains": {"pde": {"rows": rows, "full": {"metric": 1.0}, "reference": {"metric": 1.2}}}}
+    ax = plot(result).axes[0]
+    assert ax.get_yscale() == "linear" and ax.get_ylim()[1] == pytest.approx(2.0)
+    marks = [ln for ln in ax.lines if ln.get_marker() == "^"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [1]  # only the diverged point, on the edge
