@@ -34,11 +34,14 @@ the cached teacher and cached under ``benchmarks/cache/few_step/``), with wall s
    training inputs, and a progressive student (16 -> 1 on the Karras base grid) distilled on the
    residual model's own training pairs. Nothing is guided, so no likelihood step has to shrink
    with the step count. References: bicubic and the regression mean ``mu(c)`` alone.
-5. Time series: not measured here: the CPU-trained imputer detects at chance at every NFE
-   (``benchmarks/timeseries.py``, issue #7), so there is no quality to keep; an entry says so.
+5. Time series (``--domains timeseries``): the benchmark's 1,000-step imputers detect at chance
+   (``benchmarks/timeseries.py``, issue #7), so by default an entry says there is no quality to
+   keep. With the long-run network of ``benchmarks/timeseries_learning_curve.py --save`` cached,
+   its test F1 (random mask pairs, final-step residual, seed 0) against DDIM steps, full = the
+   quad schedule's 50 steps; chance (random scores) beside it.
 
 Goal (issue #9): at 4 NFE within 10 % of the full-step teacher's metric, at 1 NFE within 25 %
-(all metrics here are lower-is-better; the gap is ``(metric - full) / full``). Printed per row
+(lower-is-better metrics: the gap is ``(metric - full) / full``; F1 the other way). Printed per row
 and per domain as MET / NOT MET.
 
 References that say what a number is worth: MRI's floor (held-out reference group against the
