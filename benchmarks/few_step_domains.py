@@ -712,7 +712,8 @@ def corrdiff_fused_domain(args: argparse.Namespace) -> dict[str, Any]:
     :func:`sciddm.domains.atmos.corrdiff_posterior` with DPS at the stations-only default step
     (``zeta = 1``), so only the sparse stations are guided; the coarse field is the model's
     conditioning. Full = 50 DPS steps (the atmos default); the progressive student of
-    :func:`corrdiff_domain` (cached) on its own grid.
+    :func:`corrdiff_domain` (cached) on its own grid. Rows "zeta x 50/steps" scale DPS's step so
+    that ``steps`` evaluations push as far in total as the full run's 50 (a fixed rule, not tuned).
     """
     from sciddm.domains.atmos import corrdiff_posterior
     from sciddm.domains.atmos.downscale import default_hparams
@@ -725,20 +726,25 @@ def corrdiff_fused_domain(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     bar = tqdm(desc="CorrDiff + stations rows", total=None, leave=False)
 
-    def add(method: str, nfe: int, steps: int, grid: Any = "karras", denoiser: Any = None) -> None:
+    def add(method: str, nfe: int, steps: int, grid: Any = "karras", denoiser: Any = None, step: float = zeta) -> None:
         _crps_row(rows, bar, ctx, args, method, nfe,
                   lambda case, g: corrdiff_posterior(model, case["coarse"], shape, m, *case["stations"], method="dps",
                                                      steps=steps, grid=grid, denoiser=denoiser, generator=g,
-                                                     zeta=zeta), grid)
+                                                     zeta=step), grid)
 
+    # DPS's zeta is a step per evaluation: "scaled" rows keep the full run's total push, zeta x full / steps
     full_steps = args.atmos_full
     for k in _nfes(full_steps, [k for k in args.nfes if k <= 16]):
         add("teacher DPS on stations, karras grid", k, k)
+    for k in [k for k in args.nfes if k <= 16]:
+        add("teacher DPS on stations, zeta x 50/steps", k, k, step=zeta * full_steps / k)
     students: dict[str, Any] = {}
     if args.corrdiff_student:
         students, rounds = _corrdiff_student(ctx, args)
         for k, den, grid in rounds:
             add("progressive student, DPS on stations", k, k, grid=grid, denoiser=den)
+        for k, den, grid in rounds:
+            add("progressive student, DPS zeta x 50/steps", k, k, grid=grid, denoiser=den, step=zeta * full_steps / k)
     bar.close()
     title = (f"Atmosphere {ctx['res']}x{ctx['res']} fused: CorrDiff-style on x{ctx['factor']} coarse + DPS on 2 % "
              f"stations ({ctx['name']})")
