@@ -772,29 +772,24 @@ def timeseries_domain(args: argparse.Namespace) -> dict[str, Any]:
               "benchmarks.timeseries_learning_curve --steps 24000 --decay-steps 2000 --every 2000 --detect --save "
               f"{TS_NETWORK}`")
         return {"skipped": f"missing {TS_NETWORK}"}
-    from benchmarks.timeseries import NET, WINDOW, dataset
+    from benchmarks.timeseries import WINDOW, dataset, detector_scores, diffusion_scores
+    from benchmarks.timeseries_learning_curve import build_module
     from sciddm.datasets.timeseries import fit_normalizer
     from sciddm.domains.timeseries import evaluate_scores
-    from sciddm.domains.timeseries.imdiffusion import ImDiffusionDetector
-    from sciddm.domains.timeseries.imputer import ImputerModule
-    from sciddm.nets.csdi import CSDINet
 
     saved = torch.load(TS_NETWORK, map_location="cpu", weights_only=False)
     data = dataset(0)
     norm = fit_normalizer(data.train)
     val, test = norm.transform(data.val), norm.transform(data.test)
-    k = val.shape[1]
-    module = ImputerModule(CSDINet(k, conditional=True, **NET), prediction="x0", mask_strategies=(2,),
-                           random_ratio=None, data_shape=[k, WINDOW])
+    module = build_module(val.shape[1], imdiffusion=False)
     module.load_state_dict(saved["state_dict"])
     module.eval().requires_grad_(False)
     full_steps = int(module.hparams.num_steps)  # CSDI's quad schedule: 50
     rows: list[dict[str, Any]] = []
     bar = tqdm(desc="time-series rows", total=None, leave=False)
     for nfe in _nfes(full_steps, [n for n in args.nfes if n < full_steps] + [10]):
-        det = ImDiffusionDetector(module, steps=nfe, ensemble=False, batch_size=64, masks="random")
         t0 = time.perf_counter()
-        ev, et = det.errors(val)[:, -1], det.errors(test)[:, -1]
+        ev, et = detector_scores(diffusion_scores(module, val, test, ensemble=False, masks="random", steps=nfe), False)
         sec = time.perf_counter() - t0
         r = evaluate_scores(et, data.test_labels, val_scores=ev, val_labels=data.val_labels)
         windows = 2 * (int(np.ceil((len(val) - WINDOW) / WINDOW)) + int(np.ceil((len(test) - WINDOW) / WINDOW)) + 2)

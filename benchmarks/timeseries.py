@@ -77,8 +77,11 @@ def scoped(data, split: str, scope: str, scores: np.ndarray) -> tuple[np.ndarray
     return scores[keep], labels[keep]
 
 
-def diffusion_scores(model, val: np.ndarray, test: np.ndarray, *, ensemble: bool, masks: str = "grating") -> dict[str, Any]:
-    det = ImDiffusionDetector(model, steps=STEPS, ensemble=ensemble, batch_size=64, masks=masks)
+def diffusion_scores(model, val: np.ndarray, test: np.ndarray, *, ensemble: bool, masks: str = "grating",
+                     steps: int = STEPS) -> dict[str, Any]:
+    """Per-step errors of validation and test under ``masks`` pairs, the detector calibrated on the
+    validation errors, and the test scoring throughput."""
+    det = ImDiffusionDetector(model, steps=steps, ensemble=ensemble, batch_size=64, masks=masks)
     ev = det.errors(val)
     start = time.perf_counter()
     et = det.errors(test)
@@ -87,6 +90,15 @@ def diffusion_scores(model, val: np.ndarray, test: np.ndarray, *, ensemble: bool
     windows = int(np.ceil((len(test) - WINDOW) / WINDOW)) + 1
     out = {"windows_per_s": windows / elapsed, "test_errors": et, "val_errors": ev, "detector": det}
     return out
+
+
+def detector_scores(res: dict[str, Any], ensemble: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and test scores from :func:`diffusion_scores`: ImDiffusion's step vote, or the
+    final step's error alone (the CSDI imputer)."""
+    if ensemble:
+        det = res["detector"]
+        return det.scores_from_errors(res["val_errors"]), det.scores_from_errors(res["test_errors"])
+    return res["val_errors"][:, -1], res["test_errors"][:, -1]
 
 
 def run_seed(seed: int, progress: bool, train_steps: int = MAX_STEPS, net: dict | None = None) -> tuple[list[dict], dict[str, Any], dict[str, np.ndarray]]:
@@ -121,13 +133,11 @@ def run_seed(seed: int, progress: bool, train_steps: int = MAX_STEPS, net: dict 
                                                        seed=seed)
         for masks, suffix in (("grating", ""), ("random", "_random")):
             res = diffusion_scores(model, val, test, ensemble=not conditional, masks=masks)
-            det = res["detector"]
             speed[name + suffix] = res["windows_per_s"]
             if conditional:
-                scores["csdi" + suffix] = (res["val_errors"][:, -1], res["test_errors"][:, -1])
+                scores["csdi" + suffix] = detector_scores(res, ensemble=False)
             else:
-                scores["imdiffusion" + suffix] = (det.scores_from_errors(res["val_errors"]),
-                                                  det.scores_from_errors(res["test_errors"]))
+                scores["imdiffusion" + suffix] = detector_scores(res, ensemble=True)
                 if not suffix:
                     scores["imdiffusion_last"] = (res["val_errors"][:, -1], res["test_errors"][:, -1])
                     speed["imdiffusion_last"] = speed[name]

@@ -33,9 +33,8 @@ from sklearn.covariance import LedoitWolf
 from tqdm.auto import tqdm
 
 from benchmarks.common import machine_info, write_result
-from benchmarks.timeseries import NET, STEPS, WINDOW, dataset
+from benchmarks.timeseries import NET, WINDOW, dataset, detector_scores, diffusion_scores
 from sciddm.domains.timeseries import evaluate_scores
-from sciddm.domains.timeseries.imdiffusion import ImDiffusionDetector
 from sciddm.datasets.timeseries import SlidingWindows, fit_normalizer
 from sciddm.domains.timeseries.imputer import ImputerModule, _Windows, imputation_metrics
 from sciddm.domains.timeseries.masks import MASK_STRATEGIES, random_mask
@@ -60,19 +59,23 @@ def gaussian_mae(train: np.ndarray, windows: torch.Tensor, mask: torch.Tensor) -
     return float(np.concatenate(errs).mean())
 
 
+def build_module(features: int, *, imdiffusion: bool, lr: float = 2e-3) -> ImputerModule:
+    """The benchmark's network (``NET``, x0 prediction): ImDiffusion's unconditional one with the
+    strategy embedding and grating + random masks, or CSDI's conditional one with random masks."""
+    if imdiffusion:
+        net = CSDINet(features, conditional=False, num_strategies=len(MASK_STRATEGIES), **NET)
+        return ImputerModule(net, prediction="x0", lr=lr, data_shape=[features, WINDOW])
+    return ImputerModule(CSDINet(features, conditional=True, **NET), prediction="x0", lr=lr, mask_strategies=(2,),
+                         random_ratio=None, data_shape=[features, WINDOW])
+
+
 def detection(module: ImputerModule, val: np.ndarray, test: np.ndarray, data, ensemble: bool = False
               ) -> dict[str, float]:
     """F1 at the validation threshold and AUROC, random and grating pairs: the final-step residual
     (CSDI), or with ``ensemble`` ImDiffusion's step-ensemble vote (thresholds from validation errors)."""
     out = {}
     for masks in ("random", "grating"):
-        det = ImDiffusionDetector(module, steps=STEPS, ensemble=ensemble, batch_size=64, masks=masks)
-        ev, et = det.errors(val), det.errors(test)
-        if ensemble:
-            det.calibrate(errors=ev)
-            ev, et = det.scores_from_errors(ev), det.scores_from_errors(et)
-        else:
-            ev, et = ev[:, -1], et[:, -1]
+        ev, et = detector_scores(diffusion_scores(module, val, test, ensemble=ensemble, masks=masks), ensemble)
         r = evaluate_scores(et, data.test_labels, val_scores=ev, val_labels=data.val_labels)
         out[f"f1_{masks}"], out[f"auroc_{masks}"] = float(r.f1), float(r.auroc)
     return out
@@ -106,12 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     g_eval = torch.Generator().manual_seed(derive_seed(0, 11))  # the hidden entries of imputation_metrics
     mask = torch.stack([random_mask(windows.shape[1], WINDOW, 0.2, generator=g_eval) for _ in range(len(windows))])
     torch.manual_seed(0)
-    if a.imdiffusion:
-        module = ImputerModule(CSDINet(windows.shape[1], conditional=False, num_strategies=len(MASK_STRATEGIES), **NET),
-                               prediction="x0", lr=a.lr, data_shape=[windows.shape[1], WINDOW])
-    else:
-        module = ImputerModule(CSDINet(windows.shape[1], conditional=True, **NET), prediction="x0", lr=a.lr,
-                               mask_strategies=(2,), random_ratio=None, data_shape=[windows.shape[1], WINDOW])
+    module = build_module(windows.shape[1], imdiffusion=a.imdiffusion, lr=a.lr)
     opt = torch.optim.AdamW(module.parameters(), lr=a.lr, weight_decay=1e-6)
     source = _Windows(SlidingWindows(train, WINDOW, 1))
     g = torch.Generator().manual_seed(0)
