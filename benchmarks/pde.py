@@ -74,12 +74,18 @@ def _out(pde: str, resolution: int = 32) -> Path:
     return RESULTS / ("pde.json" if (pde, resolution) == ("darcy", 32) else f"pde_{_tag(pde, resolution)}.json")
 
 
-def _checkpoint(name: str) -> Path:
+def latest_checkpoint(name: str) -> Path | None:
+    """The newest ``last.ckpt`` of the cached prior ``name`` (e.g. ``darcy64``), or None."""
     ckpts = sorted((CACHE / name / "lightning_logs").glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not ckpts:
+    return ckpts[-1] if ckpts else None
+
+
+def _checkpoint(name: str) -> Path:
+    ckpt = latest_checkpoint(name)
+    if ckpt is None:
         raise SystemExit(f"no checkpoint under {CACHE / name}: run `OMP_NUM_THREADS=1 sciddm fit --config "
                          f"experiments/pde/{name}.yaml` first (10-80 minutes, see the config)")
-    return ckpts[-1]
+    return ckpt
 
 
 def _baseline(pde: str, kind: str, train: torch.Tensor, steps: int) -> torch.nn.Module:

@@ -27,24 +27,18 @@ from typing import Any, Sequence
 import torch
 
 from benchmarks.common import machine_info, write_result
+from benchmarks.pde import CACHE, latest_checkpoint
 from sciddm.domains.pde import joint_consistency, load_pairs, load_prior
 
 ROOT = Path(__file__).resolve().parent
-CACHE = ROOT / "cache" / "pde"
 RESULTS = ROOT / "results" / "pde_prior_check.json"
 PRIORS = {"darcy32": ("darcy", "darcy_32.zarr"), "darcy64": ("darcy", "darcy_64.zarr"),
           "poisson32": ("poisson", "poisson_32.zarr"), "helmholtz32": ("helmholtz", "helmholtz_32.zarr")}
 
 
-def _checkpoint(name: str) -> Path | None:
-    ckpts = sorted((CACHE / name / "lightning_logs").glob("version_*/checkpoints/last.ckpt"),
-                   key=lambda p: p.stat().st_mtime)
-    return ckpts[-1] if ckpts else None
-
-
 def check(name: str, samples: int, seed: int) -> dict[str, Any]:
     pde, store = PRIORS[name]
-    ckpt = _checkpoint(name)
+    ckpt = latest_checkpoint(name)
     if ckpt is None or not (CACHE / store).exists():
         print(f"{name}: skipped (no prior or data under {CACHE}; train it with `sciddm fit --config "
               f"experiments/pde/{name}.yaml`)")
@@ -59,7 +53,7 @@ def check(name: str, samples: int, seed: int) -> dict[str, Any]:
     train, _ = load_pairs(CACHE / store)
     u = train[:samples, 1].double()
     spread = ((u - u.roll(-1, 0)).flatten(1).norm(dim=1) / u.flatten(1).norm(dim=1)).mean()
-    row = {"pde": pde, "checkpoint": str(ckpt.relative_to(ROOT.parent)), "samples": samples,
+    row = {"pde": pde, "checkpoint": str(ckpt.resolve().relative_to(ROOT.parent)), "samples": samples,
            "sampler": prior.sampling_defaults(), "sample_s": sample_s, **out,
            "train_u_spread": float(spread)}
     if pde == "darcy":

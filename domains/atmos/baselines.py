@@ -157,6 +157,15 @@ class CorrDiffModule(DiffusionModule):
         self._eval_x, self._eval_cond = [], []
 
 
+def _condition(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """``(c, mu(c))`` for one coarse field ``(C, h, w)``: its bicubic upsampling and the regression mean."""
+    if coarse.ndim != 3:
+        raise ValueError(f"coarse must be one field (C, h, w); got {tuple(coarse.shape)}")
+    model.eval()
+    c = bicubic(coarse[None].to(next(model.parameters()).dtype), shape)
+    return c, model.regress(c)
+
+
 @torch.no_grad()
 def corrdiff_sample(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int], num_samples: int, *,
                     steps: int | None = None, solver: str | None = None, grid: Any = None,
@@ -171,14 +180,9 @@ def corrdiff_sample(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int
     """
     from sciddm.sampling import sample
 
-    if coarse.ndim != 3:
-        raise ValueError(f"coarse must be one field (C, h, w); got {tuple(coarse.shape)}")
-    model.eval()
-    dtype = next(model.parameters()).dtype
-    c = bicubic(coarse[None].to(dtype), shape)
-    mu = model.regress(c)
+    c, mu = _condition(model, coarse, shape)
     cn = c.expand(num_samples, *c.shape[1:])
-    x = model.process.prior_sample((num_samples, *mu.shape[1:]), generator=generator, dtype=dtype)
+    x = model.process.prior_sample((num_samples, *mu.shape[1:]), generator=generator, dtype=mu.dtype)
     d = model.sampling_defaults()
     if grid is None:
         grid = d["grid"] if steps is None else model.hparams.sample_grid
@@ -207,15 +211,10 @@ def corrdiff_posterior(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, 
     """
     from sciddm.inverse import sample_posterior
 
-    if coarse.ndim != 3:
-        raise ValueError(f"coarse must be one field (C, h, w); got {tuple(coarse.shape)}")
     if not getattr(operator, "linear", False):
         raise ValueError(f"corrdiff_posterior shifts the observation by A mu(c) and needs a linear operator; got "
                          f"{type(operator).__name__}")
-    model.eval()
-    dtype = next(model.parameters()).dtype
-    c = bicubic(coarse[None].to(dtype), shape)
-    mu = model.regress(c)
+    c, mu = _condition(model, coarse, shape)
     residual_denoiser = model.denoiser if denoiser is None else denoiser
 
     def conditioned(x: Tensor, t: Tensor) -> Tensor:
