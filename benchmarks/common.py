@@ -18,11 +18,12 @@ __all__ = ["machine_info", "write_result"]
 
 
 def machine_info() -> dict[str, Any]:
-    """Platform, processor, Python, CPU count, torch version and threads of this run, and the date (UTC)."""
+    """Platform, processor, Python, CPU count, torch version and threads of this run, the date (UTC) and the GPU if any."""
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **({"gpu": torch.cuda.get_device_name(0)} if torch.cuda.is_available() else {})}
 
 
 def _strict(obj: Any) -> Any:

@@ -19,6 +19,8 @@ paper's problem; inverse: u at 3% of the image, u0 and u wanted), answered by
     python -m benchmarks.pde --pde poisson       # likewise; also helmholtz, burgers
     python -m benchmarks.pde --quick             # 1 case, 8 members, writes pde_<pde>_quick.json only
     python -m benchmarks.pde --resolution 64 --cases 3 --threads 2   # Darcy 64x64 (full command: docs/pde.md)
+    python -m benchmarks.pde --resolution 64 --prior darcy64_large   # another cached prior: pde_darcy64_large.json
+    python -m benchmarks.pde ... --device cuda   # the prior's network on a GPU; samplers stay on the CPU
 
 The prior is ``experiments/pde/<pde><resolution>.yaml`` trained by ``sciddm fit`` (32x32: about
 10 minutes; ``darcy64``: 80 minutes; cached under ``benchmarks/cache/pde/``). Test pairs come from
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from benchmarks.common import machine_info, write_result
 from sciddm.datasets.pde import PDEDataConfig, generate_pde
@@ -88,12 +91,16 @@ def _checkpoint(name: str) -> Path:
     return ckpt
 
 
-def _baseline(pde: str, kind: str, train: torch.Tensor, steps: int) -> torch.nn.Module:
-    path = CACHE / f"{pde}{train.shape[-1]}_{kind}_{steps}.pt"
+def _baseline(pde: str, kind: str, res: int, stats: Any, steps: int) -> torch.nn.Module:
+    """The FNO or UNet regressor, cached per PDE, grid and step count; if missing, trained on the
+    ``<pde>_<res>.zarr`` store normalised with the prior's ``stats``."""
+    path = CACHE / f"{pde}{res}_{kind}_{steps}.pt"
     model = FNO2d() if kind == "fno" else UNetRegressor()
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
+    train, _ = load_pairs(CACHE / f"{pde}_{res}.zarr")
+    train = stats.normalize(train[:-100].double()).float()
     t0 = time.time()
     masks = _burgers_masks if pde == "burgers" else None  # train on the patterns it is tested on
     train_regressor(model, train, density=0.03, steps=steps, batch_size=32, lr=1e-3, seed=0, progress=True, masks=masks)
@@ -138,7 +145,7 @@ def _metrics(samples: torch.Tensor, truth: torch.Tensor, problem: str, pde: str)
 
 
 def plot_maps(prior: Any, stats: Any, truth: torch.Tensor, pde: str, problems: list[str], *, members: int,
-              steps: int) -> None:
+              steps: int, tag: str | None = None) -> None:
     """Uncertainty maps of one test pair, DiffusionPDE with the paper's weights: ``pde_<tag>_<problem>.png``."""
     from sciddm.domains.pde.plots import plot_solution
 
@@ -148,7 +155,7 @@ def plot_maps(prior: Any, stats: Any, truth: torch.Tensor, pde: str, problems: l
         seen = f"u at {SENSORS} fixed positions" if problem == "sensors" else "3% observed"
         sol = solve_pde(prior, stats, obs, pde=pde, num_samples=members, steps=steps,
                         generator=torch.Generator().manual_seed(0))
-        plot_solution(truth, sol, obs, RESULTS / f"pde_{_tag(pde, res)}_{problem}.png",
+        plot_solution(truth, sol, obs, RESULTS / f"pde_{tag or _tag(pde, res)}_{problem}.png",
                       f"DiffusionPDE, {pde} {res}x{res}, {problem}, {seen}, {members} members")
 
 
@@ -165,6 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--methods", default="diffusionpde,diffusionpde_nopde,dps,daps,tds,fno,unet")
     p.add_argument("--problems", default=None, help="default forward,inverse (Burgers: sensors,inverse)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: leaves a core to training beside it)")
+    p.add_argument("--prior", default=None,
+                   help="cached prior experiments/pde/NAME.yaml (default <pde><resolution>; e.g. darcy64_large); "
+                        "results go to pde_NAME.json")
+    p.add_argument("--device", default="cpu",
+                   help="where the prior's network runs (e.g. cuda); samplers and baselines stay on the CPU")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None, help="result JSON (default benchmarks/results/pde.json, pde_<pde>.json)")
     p.add_argument("--append", action="store_true",
@@ -175,18 +187,25 @@ def main(argv: list[str] | None = None) -> None:
         args.cases, args.members = 1, 8
     torch.set_num_threads(args.threads)
     pde, res = args.pde, args.resolution
-    if not (ROOT / "experiments" / "pde" / f"{pde}{res}.yaml").is_file():
-        p.error(f"no prior config experiments/pde/{pde}{res}.yaml for --pde {pde} --resolution {res}")
+    name = args.prior or f"{pde}{res}"
+    config = ROOT / "experiments" / "pde" / f"{name}.yaml"
+    if not config.is_file():
+        p.error(f"no prior config experiments/pde/{name}.yaml for --pde {pde} --resolution {res}")
+    made = yaml.safe_load(config.read_text())["data"]["init_args"].get("generate") or {}
+    if (made.get("pde"), made.get("resolution")) != (pde, res):
+        p.error(f"prior {name} is trained on {made.get('pde')} at {made.get('resolution')}x{made.get('resolution')} "
+                f"(experiments/pde/{name}.yaml), not --pde {pde} --resolution {res}")
     out, tag = _out(pde, res), _tag(pde, res)
+    if args.prior is not None:
+        out, tag = RESULTS / f"pde_{name}.json", name
     if args.quick:  # a smoke run never overwrites the recorded results or figures
         out = RESULTS / f"pde_{tag}_quick.json"
     if args.out is not None:
         out = Path(args.out)
     if args.problems is None:
         args.problems = "sensors,inverse" if pde == "burgers" else "forward,inverse"
-    prior, stats = load_prior(_checkpoint(f"{pde}{res}"), CACHE / f"{pde}{res}" / "normalization.json")
-    train, _ = load_pairs(CACHE / f"{pde}_{res}.zarr")
-    train = stats.normalize(train[:-100].double()).float()
+    prior, stats = load_prior(_checkpoint(name), CACHE / name / "normalization.json")
+    prior.to(args.device)
     test_path = generate_pde(CACHE / f"{pde}_{res}_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=res, seed=1))
     test, _ = load_pairs(test_path)
     methods, problems = args.methods.split(","), args.problems.split(",")
@@ -198,9 +217,10 @@ def main(argv: list[str] | None = None) -> None:
               "diffusionpde_steps": args.steps, "paper_weights": vars(PAPER_WEIGHTS[pde]),
               "baseline_steps": args.baseline_steps, "core_steps": args.core_steps, "threads": args.threads,
               "guidance_units": "DiffusionPDE's residual and state units (paper_residual_scale, PAPER_STATE_SCALE)",
-              "paper_reference": PAPER, "machine": machine_info(), "rows": rows}
+              "paper_reference": PAPER, "machine": machine_info(), "rows": rows, "prior": name,
+              "device": str(args.device)}
     result["scaled_factor"] = PAPER_STEPS / args.steps
-    baselines = {k: _baseline(pde, k, train, args.baseline_steps) for k in ("fno", "unet") if k in methods}
+    baselines = {k: _baseline(pde, k, res, stats, args.baseline_steps) for k in ("fno", "unet") if k in methods}
     for case in range(args.cases):
         truth = test[case].double()
         for problem in problems:
@@ -249,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     result["summary"] = summary
     write_result(result, out)
     if not args.quick and (not args.append or "diffusionpde" in methods):
-        plot_maps(prior, stats, test[0].double(), pde, problems, members=args.members, steps=args.steps)
+        plot_maps(prior, stats, test[0].double(), pde, problems, members=args.members, steps=args.steps, tag=tag)
     print(f"{'problem/method':28s} {'u relL2':>8s} {'a err':>7s} {'a relL2':>8s} {'resid':>9s} {'cov90':>6s} {'sec':>6s}")
     for k, s in summary.items():
         print(f"{k:28s} {s['u_rel_l2']:8.4f} {s.get('a_error_rate', float('nan')):7.4f} {s['a_rel_l2']:8.4f} {s['residual_rms']:9.3g} "

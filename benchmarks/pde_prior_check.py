@@ -14,12 +14,15 @@ solutions (the distance between two training ``u``), and for Darcy the fraction 
 pixels within 1.5 of the data's two values 3 and 12 (the data: 1).
 
 Run: ``python -m benchmarks.pde_prior_check`` (a few minutes with the priors cached; writes
-``benchmarks/results/pde_prior_check.json``).
+``benchmarks/results/pde_prior_check.json``; ``--priors darcy64_large`` runs one and keeps the
+other priors' rows; each row records the machine and device it ran on; ``--device cuda`` samples
+on a GPU, whose noise draws differ from the CPU's).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,10 +36,11 @@ from sciddm.domains.pde import joint_consistency, load_pairs, load_prior
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "pde_prior_check.json"
 PRIORS = {"darcy32": ("darcy", "darcy_32.zarr"), "darcy64": ("darcy", "darcy_64.zarr"),
+          "darcy64_large": ("darcy", "darcy_64_large.zarr"),
           "poisson32": ("poisson", "poisson_32.zarr"), "helmholtz32": ("helmholtz", "helmholtz_32.zarr")}
 
 
-def check(name: str, samples: int, seed: int) -> dict[str, Any]:
+def check(name: str, samples: int, seed: int, device: str = "cpu") -> dict[str, Any]:
     pde, store = PRIORS[name]
     ckpt = latest_checkpoint(name)
     if ckpt is None or not (CACHE / store).exists():
@@ -44,10 +48,11 @@ def check(name: str, samples: int, seed: int) -> dict[str, Any]:
               f"experiments/pde/{name}.yaml`)")
         return {"skipped": f"missing prior or data for {name}"}
     prior, stats = load_prior(ckpt, CACHE / name / "normalization.json")
+    prior.to(device)
     t0 = time.perf_counter()
-    with torch.no_grad():
-        z = prior.generate(samples, generator=torch.Generator().manual_seed(seed))
-    fields = stats.denormalize(z.double())
+    with torch.no_grad():  # the noise is drawn where the network runs (a CUDA draw differs from a CPU one)
+        z = prior.generate(samples, generator=torch.Generator(device).manual_seed(seed))
+    fields = stats.denormalize(z.double().cpu())
     sample_s = time.perf_counter() - t0
     out = joint_consistency(fields, pde)
     train, _ = load_pairs(CACHE / store)
@@ -71,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--samples", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="where the priors' networks sample (e.g. cuda)")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
     names = [n for n in a.priors.split(",") if n]
@@ -80,8 +86,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if a.samples < 2:
         p.error("--samples must be >= 2 (the 'other' comparison pairs samples)")
     torch.set_num_threads(a.threads)
-    result = {"machine": machine_info(), "args": {k: str(v) for k, v in vars(a).items()},
-              "priors": {n: check(n, a.samples, a.seed) for n in names}}
+    machine = machine_info()
+    rows = {n: check(n, a.samples, a.seed, a.device) for n in names}
+    for row in rows.values():  # each row records its own run: a record mixes runs
+        row["run"] = {"machine": machine["platform"], "torch": machine["torch"], "device": a.device,
+                      "date": machine["date"]}
+    old = json.loads(a.out.read_text()).get("priors", {}) if a.out.exists() else {}
+    result = {"machine": machine, "args": {k: str(v) for k, v in vars(a).items()},
+              "priors": {**{n: r for n, r in old.items() if n not in rows}, **rows}}  # the priors not run are kept
     write_result(result, a.out)
     print(f"wrote {a.out}")
     return result

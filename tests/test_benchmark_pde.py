@@ -25,3 +25,32 @@ def test_prior_check_refuses_unknown_priors_and_single_samples(args, match, caps
     with pytest.raises(SystemExit):
         main(args)
     assert match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--prior", "darcy128_huge"], "no prior config experiments/pde/darcy128_huge.yaml"),
+    (["--prior", "darcy64_large"], "prior darcy64_large is trained on darcy at 64x64"),  # default --resolution 32
+    (["--prior", "poisson32", "--pde", "darcy"], "prior poisson32 is trained on poisson at 32x32"),
+])
+def test_prior_of_another_problem_is_refused(args, match, capsys) -> None:
+    """--prior names a config; one of another PDE or grid is refused before any checkpoint is loaded."""
+    with pytest.raises(SystemExit) as info:
+        pde.main(args)
+    assert info.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_prior_check_keeps_the_other_priors_rows(tmp_path, monkeypatch) -> None:
+    """A run over some priors adds its rows to the record and keeps the rows of the priors it did not run."""
+    import json
+
+    from benchmarks import pde_prior_check
+
+    out = tmp_path / "check.json"
+    out.write_text(json.dumps({"priors": {"darcy32": {"self_mean": 0.5}, "darcy64": {"self_mean": 0.7}}}))
+    monkeypatch.setattr(pde_prior_check, "check", lambda name, samples, seed, device: {"self_mean": 0.1})
+    result = pde_prior_check.main(["--priors", "darcy64", "--out", str(out)])
+    stored = json.loads(out.read_text())["priors"]
+    assert stored["darcy32"] == {"self_mean": 0.5}  # not re-run: kept as it was
+    assert stored["darcy64"]["self_mean"] == 0.1 and stored["darcy64"]["run"]["device"] == "cpu"  # replaced
+    assert result["priors"].keys() == stored.keys()

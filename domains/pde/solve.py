@@ -89,7 +89,9 @@ def solve_pde(prior: DiffusionModule, stats: FieldStats, observation: FieldObser
     ``2 steps - 1`` denoiser calls) or a core posterior sampler ``"dps"``, ``"daps"``, ``"tds"``
     on the core :class:`sciddm.inverse.Mask` of the same points with Gaussian noise ``sigma_y``
     (normalised units); ``hparams`` go to that sampler (for ``"diffusionpde"``: only ``residual_scale``
-    and ``state_scale``).
+    and ``state_scale``). The sampler runs on the CPU in float64 wherever the prior's network is:
+    ``prior.to("cuda")`` puts only the denoiser calls on the GPU, and the answer does not depend on
+    where they ran beyond float32 round-off.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {METHODS}")
@@ -99,10 +101,13 @@ def solve_pde(prior: DiffusionModule, stats: FieldStats, observation: FieldObser
     shape = tuple(prior.data_shape or ())
     if shape != (2, n, n):
         raise ValueError(f"the prior models fields of shape {shape}; the observation is on a {n}x{n} grid")
-    net_dtype = next(prior.parameters()).dtype
+    weight = next(prior.parameters())
 
-    def denoiser(x: Tensor, t: Tensor) -> Tensor:  # the sampler state is float64, the network float32
-        return prior.denoiser(x.to(net_dtype), t).to(x.dtype)
+    def denoiser(x: Tensor, t: Tensor) -> Tensor:
+        # the sampler state is float64 on the CPU; the network is float32, on the CPU or (moved there by
+        # the caller: ``prior.to("cuda")``) on an accelerator. Gradients flow back across the move.
+        t = torch.as_tensor(t)
+        return prior.denoiser(x.to(weight.device, weight.dtype), t.to(weight.device)).to(x.device, x.dtype)
 
     with torch.enable_grad():
         if method == "diffusionpde":
