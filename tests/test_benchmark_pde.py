@@ -31,6 +31,8 @@ def test_prior_check_refuses_unknown_priors_and_single_samples(args, match, caps
     (["--prior", "darcy128_huge"], "no prior config experiments/pde/darcy128_huge.yaml"),
     (["--prior", "darcy64_large"], "prior darcy64_large is trained on darcy at 64x64"),  # default --resolution 32
     (["--prior", "poisson32", "--pde", "darcy"], "prior poisson32 is trained on poisson at 32x32"),
+    (["--density", "0"], "--density 0.0: a fraction in (0, 1]"),
+    (["--density", "1.5"], "--density 1.5: a fraction in (0, 1]"),
 ])
 def test_prior_of_another_problem_is_refused(args, match, capsys) -> None:
     """--prior names a config; one of another PDE or grid is refused before any checkpoint is loaded."""
