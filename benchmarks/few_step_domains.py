@@ -421,6 +421,11 @@ def pde_domain(args: argparse.Namespace) -> dict[str, Any]:
     for k in [k for k in args.nfes if 1 < k <= 16]:
         times = cached_grid(grid_path, prior, z_fit, "ddim", k, args)
         add("teacher DPS, optimised grid", k, prior, k, grid=times)
+    # DPS's zeta is a step per evaluation: these rows keep the full run's total push, zeta x full / steps
+    # (the rule of the fused CorrDiff rows; fixed, not tuned)
+    scaled = f"DPS zeta x {full_steps}/steps"
+    for k in [k for k in args.nfes if k <= 16]:
+        add(f"teacher {scaled}, karras grid", k, prior, k, zeta=full_steps / k)
 
     students: dict[str, Any] = {}
     if args.pde_student:
@@ -435,6 +440,8 @@ def pde_domain(args: argparse.Namespace) -> dict[str, Any]:
         for k in sorted(saved["states"]):
             s = student_module(template, saved["states"][k])
             add("progressive student, DPS", k, s, k, grid=s.sampling_grid.detach().cpu().double())
+            add(f"progressive student, {scaled}", k, s, k, grid=s.sampling_grid.detach().cpu().double(),
+                zeta=full_steps / k)
     bar.close()
     full = next(r["metric"] for r in rows if r["nfe"] == full_steps and r["method"].startswith("teacher DPS, karras"))
     report = goal_report(rows, full)
