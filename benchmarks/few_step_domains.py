@@ -997,6 +997,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         old = json.loads(Path(args.out).read_text())
         result["domains"] = {**old.get("domains", {}), **{k: v for k, v in result["domains"].items()
                                                           if k not in old.get("domains", {})}}
+        # provenance of the kept domains: the runs they came from, and each update's domains and date
+        for key in ("merged_from", "updates"):
+            if key in old:
+                result[key] = old[key]
+        result.setdefault("updates", []).append({"domains": args.domains, "date": result["machine"]["date"]})
     if args.merge:
         for path in args.merge.split(","):
             old = json.loads(Path(path).read_text())

@@ -208,8 +208,9 @@ def main(argv: list[str] | None = None) -> None:
         out = RESULTS / f"pde_{tag}.json"
     if args.quick:  # a smoke run never overwrites the recorded results or figures
         out = RESULTS / f"pde_{tag}_quick.json"
-    if args.out is not None:
+    if args.out is not None:  # the maps follow the result's name: pde_X.json -> pde_X_<problem>.png
         out = Path(args.out)
+        tag = out.stem.removeprefix("pde_")
     if args.problems is None:
         args.problems = "sensors,inverse" if pde == "burgers" else "forward,inverse"
     prior, stats = load_prior(_checkpoint(name), CACHE / name / "normalization.json")

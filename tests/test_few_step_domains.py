@@ -165,3 +165,23 @@ def test_plot_cuts_a_diverged_row_instead_of_a_log_axis() -> None:
     assert ax.get_yscale() == "linear" and ax.get_ylim()[1] == pytest.approx(2.0)
     marks = [ln for ln in ax.lines if ln.get_marker() == "^"]
     assert len(marks) == 1 and list(marks[0].get_xdata()) == [1]  # only the diverged point, on the edge
+
+
+def test_update_keeps_the_other_domains_and_their_provenance(tmp_path, monkeypatch) -> None:
+    """--update re-runs one domain: the others, the runs they were merged from and earlier updates stay."""
+    import json
+
+    import benchmarks.few_step_domains as fsd
+
+    out = tmp_path / "fs.json"
+    kept = {"full": {"metric": 1.0}, "rows": [{"method": "m", "nfe": 1, "metric": 1.0}]}
+    out.write_text(json.dumps({"domains": {"mri": kept}, "merged_from": [{"file": "mri2.json"}],
+                               "updates": [{"domains": "atmos", "date": "earlier"}]}))
+    monkeypatch.setattr(fsd, "pde_domain", lambda args: {"full": {"metric": 2.0}, "rows": []})
+    monkeypatch.setattr(fsd, "save_figure", lambda fig, path: None)
+    monkeypatch.setattr(fsd, "plot", lambda result: None)
+    fsd.main(["--domains", "pde", "--update", "--out", str(out)])
+    stored = json.loads(out.read_text())
+    assert stored["domains"]["mri"] == kept and stored["domains"]["pde"]["full"]["metric"] == 2.0
+    assert stored["merged_from"] == [{"file": "mri2.json"}]
+    assert [u["domains"] for u in stored["updates"]] == ["atmos", "pde"]
