@@ -743,15 +743,16 @@ def corrdiff_fused_domain(args: argparse.Namespace) -> dict[str, Any]:
     full_steps = args.atmos_full
     for k in _nfes(full_steps, [k for k in args.nfes if k <= 16]):
         add("teacher DPS on stations, karras grid", k, k)
+    scaled = f"zeta x {full_steps}/steps"
     for k in [k for k in args.nfes if k <= 16]:
-        add("teacher DPS on stations, zeta x 50/steps", k, k, step=zeta * full_steps / k)
+        add(f"teacher DPS on stations, {scaled}", k, k, step=zeta * full_steps / k)
     students: dict[str, Any] = {}
     if args.corrdiff_student:
         students, rounds = _corrdiff_student(ctx, args)
         for k, den, grid in rounds:
             add("progressive student, DPS on stations", k, k, grid=grid, denoiser=den)
         for k, den, grid in rounds:
-            add("progressive student, DPS zeta x 50/steps", k, k, grid=grid, denoiser=den, step=zeta * full_steps / k)
+            add(f"progressive student, DPS {scaled}", k, k, grid=grid, denoiser=den, step=zeta * full_steps / k)
     bar.close()
     title = (f"Atmosphere {ctx['res']}x{ctx['res']} fused: CorrDiff-style on x{ctx['factor']} coarse + DPS on 2 % "
              f"stations ({ctx['name']})")

@@ -139,7 +139,7 @@ def run_seed(seed: int, progress: bool, train_steps: int = MAX_STEPS, net: dict 
             else:
                 scores["imdiffusion" + suffix] = detector_scores(res, ensemble=True)
                 if not suffix:
-                    scores["imdiffusion_last"] = (res["val_errors"][:, -1], res["test_errors"][:, -1])
+                    scores["imdiffusion_last"] = detector_scores(res, ensemble=False)  # the final step alone
                     speed["imdiffusion_last"] = speed[name]
     rows = []
     for name, (v, t) in scores.items():
