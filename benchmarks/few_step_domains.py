@@ -454,6 +454,87 @@ def pde_domain(args: argparse.Namespace) -> dict[str, Any]:
             "students": students}
 
 
+def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
+    """Darcy 64x64 forward problem with the GPU-trained prior and the DiffusionPDE sampler (the method
+    of ``benchmarks/pde.py``, issue #5): relative L2 error of the ensemble-mean ``u`` against NFE.
+
+    Full = the paper's sampler at the benchmark's default, 50 Heun steps (99 evaluations), with the
+    paper's weights. Rows: Heun with fewer steps (``2 k - 1`` evaluations); its Euler step alone
+    (``solver="euler"``, one evaluation a step) with the paper's weights, and with every weight times
+    ``50 / k``, which keeps the full run's total guidance push (the rule of the other guided rows; fixed,
+    not tuned). No student: distilling this 2.5M-parameter prior takes hours on this CPU.
+    """
+    from benchmarks.pde import CACHE as PDE_CACHE, _observation, latest_checkpoint
+    from sciddm.datasets.pde import PDEDataConfig, generate_pde
+    from sciddm.domains.pde import load_pairs
+    from sciddm.domains.pde.guidance import PAPER_WEIGHTS, diffusion_pde_sample
+    from sciddm.domains.pde.solve import load_prior
+
+    name = args.pde64_prior
+    ckpt = latest_checkpoint(name)
+    stats_path = PDE_CACHE / name / "normalization.json"
+    if ckpt is None or not stats_path.is_file():
+        print(f"Darcy 64x64 skipped: no prior under {PDE_CACHE / name}; train it with `sciddm fit --config "
+              f"experiments/pde/{name}.yaml` (darcy64_large asks for a GPU)")
+        return {"skipped": f"no checkpoint under {PDE_CACHE / name}"}
+    prior, stats = load_prior(ckpt, stats_path)
+    prior.requires_grad_(False)
+    if tuple(prior.data_shape or ()) != (2, 64, 64):
+        raise ValueError(f"prior {name} models fields of shape {prior.data_shape}, not (2, 64, 64)")
+    test, _ = load_pairs(generate_pde(PDE_CACHE / "darcy_64_test.zarr",
+                                      PDEDataConfig("darcy", num_samples=16, resolution=64, seed=1)))
+    if not 1 <= args.pde64_cases <= len(test):
+        raise ValueError(f"--pde64-cases {args.pde64_cases}: the test store has {len(test)} pairs")
+    cases = [test[c].double() for c in range(args.pde64_cases)]
+    obs = [_observation(t, "forward", c) for c, t in enumerate(cases)]  # benchmarks/pde.py's observations
+    train_store = PDE_CACHE / "darcy_64_large.zarr"
+    ref = None
+    if train_store.exists():  # the answer that ignores the observation
+        mean_u = load_pairs(train_store)[0][:, 1].double().mean(0)
+        ref = float(np.mean([float((mean_u - t[1]).norm() / t[1].norm()) for t in cases]))
+    m, weights, full_steps = args.pde64_members, PAPER_WEIGHTS["darcy"], args.pde64_full
+
+    def den(x: Tensor, t: Tensor) -> Tensor:
+        return prior.denoiser(x.float(), t.float()).double()
+
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(desc="Darcy 64 rows", total=None, leave=False)
+
+    def add(method: str, nfe: int, steps: int, solver: str, scale: float = 1.0) -> None:
+        errs, secs = [], []
+        for c, (truth, o) in enumerate(zip(cases, obs)):
+            x, sec = timed(lambda: diffusion_pde_sample(
+                den, prior.process, o, stats, pde="darcy", weights=weights.scaled(scale), num_samples=m,
+                steps=steps, solver=solver, generator=torch.Generator().manual_seed(c)))
+            u = x.mean(0)[1]
+            errs.append(float((u - truth[1]).norm() / truth[1].norm()))
+            secs.append(sec)
+        record_row(rows, bar, method, nfe, errs, secs, m, {}, "per_case")
+
+    with torch.enable_grad():
+        add("DiffusionPDE Heun, karras grid", 2 * full_steps - 1, full_steps, "heun")
+        for k in sorted({(n + 1) // 2 for n in args.nfes if 3 <= n < 2 * full_steps - 1 and n <= 16}):
+            add("DiffusionPDE Heun, karras grid", 2 * k - 1, k, "heun")
+        for k in [k for k in args.nfes if k < 2 * full_steps - 1]:
+            add("Euler, karras grid", k, k, "euler")
+        scaled = f"Euler, zeta x {full_steps}/steps"
+        for k in [k for k in args.nfes if k <= 16]:
+            add(scaled, k, k, "euler", full_steps / k)
+    bar.close()
+    full = rows[0]["metric"]
+    report = goal_report(rows, full)
+    title = f"Darcy 64x64 forward, DiffusionPDE ({name})"
+    print_rows(title, "u rel. L2", rows, full, report)
+    if ref is not None:
+        print(f"  reference: the training-set mean of u (ignores the observation) {ref:.4f}")
+    return {"title": title, "prior": name, "checkpoint": str(ckpt),
+            "reference": {"name": "training-set mean of u (no observation)", "metric": ref},
+            "metric": "relative L2 error of the ensemble-mean u (forward problem, 3 % of a observed)",
+            "cases": args.pde64_cases, "members": m, "sampler": "DiffusionPDE guidance, the paper's weights",
+            "full": {"solver": "heun", "steps": full_steps, "nfe": 2 * full_steps - 1, "metric": full},
+            "rows": rows, "goals": report}
+
+
 # -- atmosphere ----------------------------------------------------------------------------------------
 def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
     """Fused (x4 coarse + 2 % stations) DPS ensembles on held-out times: fair CRPS against NFE."""
@@ -832,6 +913,7 @@ def _panels(result: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]
         for arm, g in d["mri"]["groups"].items():
             out.append((f"MRI 16^3, {arm} arm", "MMD^2", clean(g["rows"]), g["full"]["metric"], d["mri"]["floor"]))
     for name, title, metric in (("pde", "Darcy 32x32 forward (3 % obs.)", "u relative L2"),
+                                ("pde64", "Darcy 64x64 forward, DiffusionPDE", "u relative L2"),
                                 ("atmos", "Atmosphere 32x32 fused DPS", "CRPS"),
                                 ("atmos_corrdiff", "Atmosphere CorrDiff-style", "CRPS"),
                                 ("atmos_corrdiff_fused", "Atmosphere CorrDiff-style + stations", "CRPS"),
@@ -916,7 +998,7 @@ def markdown(result: dict[str, Any]) -> str:
     d = result["domains"]
     blocks = [(f"MRI, {arm} arm", g) for arm, g in d.get("mri", {}).get("groups", {}).items()]
     blocks += [(d[name].get("title", name), d[name])
-               for name in ("pde", "atmos", "atmos_corrdiff", "atmos_corrdiff_fused", "timeseries")
+               for name in ("pde", "pde64", "atmos", "atmos_corrdiff", "atmos_corrdiff_fused", "timeseries")
                if "rows" in d.get(name, {})]
     for title, g in blocks:
         out.append(f"#### {title}\n\n{markdown_table(g['rows'], g['full']['metric'])}\n")
@@ -948,6 +1030,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--pde-full", type=int, default=100)
     p.add_argument("--pde-round-steps", type=int, default=150)
     p.add_argument("--no-pde-student", dest="pde_student", action="store_false")
+    p.add_argument("--pde64-prior", default="darcy64_large", help="cached 64x64 Darcy prior (domain pde64)")
+    p.add_argument("--pde64-cases", type=int, default=6)
+    p.add_argument("--pde64-members", type=int, default=16)
+    p.add_argument("--pde64-full", type=int, default=50, help="Heun steps of the full DiffusionPDE run (2 k - 1 NFE)")
     p.add_argument("--atmos-times", type=int, default=2)
     p.add_argument("--atmos-members", type=int, default=16)
     p.add_argument("--atmos-full", type=int, default=50)
@@ -976,6 +1062,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args.mri_student_arms = [a for a in args.mri_student_arms.split(",") if a]
     if args.quick:
         args.nfes, args.mri_samples, args.pde_cases, args.pde_members = (1, 4), 8, 1, 4
+        args.pde64_cases, args.pde64_members, args.pde64_full = 1, 4, 4
         args.atmos_times, args.atmos_members, args.fine_steps, args.fit_noises = 1, 4, 8, 2
         args.mri_student_arms, args.pde_student, args.atmos_student = [], False, False
         args.corrdiff_times, args.corrdiff_members, args.corrdiff_student = 1, 4, False
@@ -1010,7 +1097,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             result.setdefault("merged_from", []).append({"file": Path(path).name, "args": old.get("args"),
                                                          "date": old.get("machine", {}).get("date")})
         args.domains = ""
-    runners = {"mri": mri_domain, "pde": pde_domain, "atmos": atmos_domain, "atmos_corrdiff": corrdiff_domain,
+    runners = {"mri": mri_domain, "pde": pde_domain, "pde64": pde64_domain, "atmos": atmos_domain,
+               "atmos_corrdiff": corrdiff_domain,
                "atmos_corrdiff_fused": corrdiff_fused_domain, "timeseries": timeseries_domain}
     for name in filter(None, args.domains.split(",")):
         if name not in runners:

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None, help="result JSON (default benchmarks/results/pde.json, pde_<pde>.json)")
     p.add_argument("--append", action="store_true",
                    help="add these rows to the existing results (replacing rows of the same case, problem and method; "
-                        "the maps are redrawn only when diffusionpde is among the methods)")
+                        "the maps, DiffusionPDE's, are drawn only when diffusionpde is among the methods)")
     args = p.parse_args(argv)
     if args.quick:
         args.cases, args.members = 1, 8
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
                 s[k] = s.get(k, 0.0) + r[k] / count[key]
     result["summary"] = summary
     write_result(result, out)
-    if not args.quick and (not args.append or "diffusionpde" in methods):
+    if not args.quick and "diffusionpde" in methods:  # the maps are DiffusionPDE's; other methods draw none
         plot_maps(prior, stats, test[0].double(), pde, problems, members=args.members, steps=args.steps, tag=tag,
                   density=args.density)
     print(f"{'problem/method':28s} {'u relL2':>8s} {'a err':>7s} {'a relL2':>8s} {'resid':>9s} {'cov90':>6s} {'sec':>6s}")

@@ -185,3 +185,13 @@ def test_update_keeps_the_other_domains_and_their_provenance(tmp_path, monkeypat
     assert stored["domains"]["mri"] == kept and stored["domains"]["pde"]["full"]["metric"] == 2.0
     assert stored["merged_from"] == [{"file": "mri2.json"}]
     assert [u["domains"] for u in stored["updates"]] == ["atmos", "pde"]
+
+
+def test_pde64_domain_without_its_cached_prior_says_how_to_make_it(capsys) -> None:
+    import argparse
+
+    from benchmarks.few_step_domains import pde64_domain
+
+    out = pde64_domain(argparse.Namespace(pde64_prior="darcy64_not_trained"))
+    assert out["skipped"].startswith("no checkpoint") and "darcy64_not_trained" in out["skipped"]
+    assert "experiments/pde/darcy64_not_trained.yaml" in capsys.readouterr().out

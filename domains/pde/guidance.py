@@ -153,6 +153,8 @@ def diffusion_pde_sample(
     steps: int = 100,
     sigma_min: float = 0.002,
     rho: float = 7.0,
+    solver: str = "heun",
+    sigmas: Tensor | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> Tensor:
@@ -176,8 +178,13 @@ def diffusion_pde_sample(
             :data:`PAPER_STATE_SCALE` for ``pde``; without ``pde`` (or with
             ``state_scale=(1 / std_a, 1 / std_u)``) the weights act on the standardised state as is.
         weights: guidance weights; default the paper's for ``pde`` (no default without ``pde``).
-        num_samples, steps: ensemble size and Heun steps (``2 steps - 1`` denoiser calls).
+        num_samples, steps: ensemble size and steps (Heun: ``2 steps - 1`` denoiser calls).
         sigma_min, rho: EDM grid (``sigma_max`` is the process's).
+        solver: ``"heun"`` (the paper's, EDM Alg. 1) or ``"euler"`` (its first-order step alone: one
+            denoiser call per step, so any number of calls from 1 up; for few-step sampling, issue #9).
+            The guidance is the same: after each step, down the gradient of the step's last estimate.
+        sigmas: an explicit decreasing noise grid ending at 0 (e.g. a distilled student's), instead of
+            the Karras grid of ``steps``, ``sigma_min`` and ``rho``; ``steps`` is then ``len(sigmas) - 1``.
         generator: seeds the initial noise.
         progress: progress bar over steps.
     """
@@ -213,8 +220,19 @@ def diffusion_pde_sample(
         residual = lambda a, u: pde_residual(pde, a, u, **options)  # noqa: E731
     if residual is None and weights.zeta_pde > 0:
         raise ValueError("zeta_pde > 0 needs a PDE: pass pde=... or residual=...")
+    if solver not in ("heun", "euler"):
+        raise ValueError(f"solver must be 'heun' or 'euler'; got {solver!r}")
     sigma_max = float(process.sigma_max)
-    sigmas = karras_sigmas(steps, sigma_min, sigma_max, rho)
+    if sigmas is None:
+        if solver == "euler" and steps == 1:  # one step from sigma_max to 0: the denoised estimate
+            sigmas = torch.tensor([sigma_max, 0.0], dtype=torch.float64)
+        else:
+            sigmas = karras_sigmas(steps, sigma_min, sigma_max, rho)
+    else:
+        sigmas = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
+        if sigmas.numel() < 2 or sigmas[-1] != 0 or not bool((sigmas[1:] < sigmas[:-1]).all()):
+            raise ValueError(f"sigmas must decrease strictly and end at 0; got {sigmas.tolist()}")
+        steps = sigmas.numel() - 1
     mask, y = observation.mask, observation.values
     x = torch.randn((num_samples, 2, n, n), generator=generator, dtype=torch.float64) * sigmas[0]
     observed = [bool(mask[c].any()) for c in range(2)]
@@ -230,7 +248,7 @@ def diffusion_pde_sample(
         x0 = d(x_cur, s_cur)
         d_cur = (x_cur - x0) / s_cur
         x_next = x_cur + (s_next - s_cur) * d_cur  # Euler step, EDM Alg. 1 line 5
-        if i < steps - 1:  # second-order correction, EDM Alg. 1 lines 7-8
+        if solver == "heun" and i < steps - 1:  # second-order correction, EDM Alg. 1 lines 7-8
             x0 = d(x_next, s_next)
             x_next = x_cur + (s_next - s_cur) * (0.5 * d_cur + 0.5 * (x_next - x0) / s_next)
         phys = stats.denormalize(x0)

@@ -152,3 +152,41 @@ def test_bad_input() -> None:
         diffusion_pde_sample(D, process, obs, STATS, pde="darcy", residual_scale=0.0)
     with pytest.raises(ValueError, match="steps"):
         karras_sigmas(1)
+
+
+def test_euler_one_step_is_the_denoised_estimate_and_converges_at_first_order() -> None:
+    """``solver="euler"`` (few-step rows of issue #9): one step from sigma_max lands on D(x_T, sigma_max);
+    unguided, its ODE map approaches Heun's as the steps double, with the error halving (first order)."""
+    gmm, process = _prior()
+    obs = observe(torch.zeros(2, N, N), observation_mask(N, ("u",), 0.25))
+    D = _denoiser(gmm, process)
+    free = GuidanceWeights()
+
+    def run(steps: int, solver: str) -> torch.Tensor:
+        return diffusion_pde_sample(D, process, obs, STATS, weights=free, num_samples=8, steps=steps, solver=solver,
+                                    generator=torch.Generator().manual_seed(5))
+
+    x_T = torch.randn((8, 2, N, N), generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 80.0
+    one = run(1, "euler")
+    assert torch.allclose(one, D(x_T, torch.ones(8, dtype=torch.float64)), atol=1e-12)
+    exact = run(200, "heun")
+    errs = [float((run(k, "euler") - exact).norm() / exact.norm()) for k in (100, 200, 400)]
+    assert errs[0] > errs[1] > errs[2]
+    for coarse, fine in zip(errs, errs[1:]):
+        assert 0.4 < fine / coarse < 0.65, errs
+
+
+def test_explicit_grid_matches_the_karras_grid_and_is_checked() -> None:
+    gmm, process = _prior()
+    obs = observe(torch.ones(2, N, N), observation_mask(N, ("u",), 0.25))
+    D = _denoiser(gmm, process)
+    kw = dict(weights=GuidanceWeights(zeta_obs_u=0.5), num_samples=4)
+    a = diffusion_pde_sample(D, process, obs, STATS, steps=6, generator=torch.Generator().manual_seed(0), **kw)
+    b = diffusion_pde_sample(D, process, obs, STATS, sigmas=karras_sigmas(6), generator=torch.Generator().manual_seed(0),
+                             **kw)
+    assert torch.equal(a, b)
+    for bad in ([80.0, 1.0], [80.0, 1.0, 2.0, 0.0], [0.0]):
+        with pytest.raises(ValueError, match="sigmas must decrease"):
+            diffusion_pde_sample(D, process, obs, STATS, sigmas=torch.tensor(bad), **kw)
+    with pytest.raises(ValueError, match="solver"):
+        diffusion_pde_sample(D, process, obs, STATS, solver="rk4", **kw)
