@@ -26,6 +26,21 @@ def machine_info() -> dict[str, Any]:
             **({"gpu": torch.cuda.get_device_name(0)} if torch.cuda.is_available() else {})}
 
 
+def usable_device(name: str) -> torch.device:
+    """``torch.device(name)`` if this machine can run on it; ValueError (for ``parser.error``) if the
+    name is not a device or the device is absent (e.g. ``cuda`` without a GPU)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"--device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1): {e}") from None
+    if device.type == "cuda" and (not torch.cuda.is_available()
+                                  or (device.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: MPS is not available here")
+    return device
+
+
 def _strict(obj: Any) -> Any:
     """NaN/Inf (a diverged run, an undefined metric) become JSON ``null``; numpy scalars become numbers."""
     if isinstance(obj, dict):

@@ -46,7 +46,7 @@ from typing import Any
 import torch
 import yaml
 
-from benchmarks.common import machine_info, write_result
+from benchmarks.common import machine_info, usable_device, write_result
 from sciddm.datasets.pde import PDEDataConfig, generate_pde
 from sciddm.domains.pde import load_pairs
 from sciddm.domains.pde.baselines import FNO2d, UNetRegressor, baseline_input, random_problem_masks, train_regressor
@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="add these rows to the existing results (replacing rows of the same case, problem and method; "
                         "the maps, DiffusionPDE's, are drawn only when diffusionpde is among the methods)")
     args = p.parse_args(argv)
+    try:
+        args.device = str(usable_device(args.device))
+    except ValueError as e:
+        p.error(str(e))
     if args.quick:
         args.cases, args.members = 1, 8
     torch.set_num_threads(args.threads)

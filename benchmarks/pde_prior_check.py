@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import torch
 
-from benchmarks.common import machine_info, write_result
+from benchmarks.common import machine_info, usable_device, write_result
 from benchmarks.pde import CACHE, latest_checkpoint
 from sciddm.domains.pde import joint_consistency, load_pairs, load_prior
 
@@ -79,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--device", default="cpu", help="where the priors' networks sample (e.g. cuda)")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
+    try:
+        a.device = str(usable_device(a.device))
+    except ValueError as e:
+        p.error(str(e))
     names = [n for n in a.priors.split(",") if n]
     unknown = [n for n in names if n not in PRIORS]
     if unknown or not names:

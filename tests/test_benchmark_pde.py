@@ -56,3 +56,19 @@ def test_prior_check_keeps_the_other_priors_rows(tmp_path, monkeypatch) -> None:
     assert stored["darcy32"] == {"self_mean": 0.5}  # not re-run: kept as it was
     assert stored["darcy64"]["self_mean"] == 0.1 and stored["darcy64"]["run"]["device"] == "cpu"  # replaced
     assert result["priors"].keys() == stored.keys()
+
+
+@pytest.mark.parametrize("device", ["gpu0", "cuda:7"])
+def test_a_device_this_machine_lacks_is_refused_before_loading(device, capsys) -> None:
+    import torch
+
+    from benchmarks.common import usable_device
+    from benchmarks.pde_prior_check import main as prior_check
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    for run in (pde.main, prior_check):
+        with pytest.raises(SystemExit) as info:
+            run(["--device", device])
+        assert info.value.code == 2 and f"--device {device}" in capsys.readouterr().err.replace("'", "")
+    assert usable_device("cpu") == torch.device("cpu")
