@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
                         "this is); another value writes pde_<tag>_density<d>.json")
     p.add_argument("--device", default="cpu",
                    help="where the prior's network runs (e.g. cuda); samplers and baselines stay on the CPU")
+    p.add_argument("--no-maps", dest="maps", action="store_false",
+                   help="skip the uncertainty maps (another DiffusionPDE ensemble per problem)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None, help="result JSON (default benchmarks/results/pde.json, pde_<pde>.json)")
     p.add_argument("--append", action="store_true",
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
                 s[k] = s.get(k, 0.0) + r[k] / count[key]
     result["summary"] = summary
     write_result(result, out)
-    if not args.quick and "diffusionpde" in methods:  # the maps are DiffusionPDE's; other methods draw none
+    if not args.quick and args.maps and "diffusionpde" in methods:  # the maps are DiffusionPDE's; other methods draw none
         plot_maps(prior, stats, test[0].double(), pde, problems, members=args.members, steps=args.steps, tag=tag,
                   density=args.density)
     print(f"{'problem/method':28s} {'u relL2':>8s} {'a err':>7s} {'a relL2':>8s} {'resid':>9s} {'cov90':>6s} {'sec':>6s}")
