@@ -961,7 +961,7 @@ def plot(result: dict[str, Any]) -> Any:
             ax.axhline(floor, color="gray", ls=":", lw=1, label="floor" if title.startswith("MRI") else "reference")
         if top is not None:
             ax.set_ylim(min(min(finite), band[0]) * 0.95, top)
-            ax.text(0.02, 0.98, "triangles: off scale (diverged)", transform=ax.transAxes, fontsize=6, va="top")
+            ax.text(0.02, 0.98, "triangles: off scale (above the axis)", transform=ax.transAxes, fontsize=6, va="top")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("network evaluations per sample")
         ax.set_ylabel(metric)

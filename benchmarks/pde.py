@@ -146,7 +146,7 @@ def _metrics(samples: torch.Tensor, truth: torch.Tensor, problem: str, pde: str)
 
 
 def plot_maps(prior: Any, stats: Any, truth: torch.Tensor, pde: str, problems: list[str], *, members: int,
-              steps: int, tag: str | None = None, density: float = DENSITY) -> None:
+              steps: int, tag: str | None = None, density: float = DENSITY, solver: str = "heun") -> None:
     """Uncertainty maps of one test pair, DiffusionPDE with the paper's weights: ``pde_<tag>_<problem>.png``."""
     from sciddm.domains.pde.plots import plot_solution
 
@@ -155,7 +155,7 @@ def plot_maps(prior: Any, stats: Any, truth: torch.Tensor, pde: str, problems: l
         obs = _observation(truth, problem, 0, density)
         seen = f"u at {SENSORS} fixed positions" if problem == "sensors" else f"{100 * density:.3g}% observed"
         sol = solve_pde(prior, stats, obs, pde=pde, num_samples=members, steps=steps,
-                        generator=torch.Generator().manual_seed(0))
+                        generator=torch.Generator().manual_seed(0), solver=solver)
         plot_solution(truth, sol, obs, RESULTS / f"pde_{tag or _tag(pde, res)}_{problem}.png",
                       f"DiffusionPDE, {pde} {res}x{res}, {problem}, {seen}, {members} members")
 
@@ -167,7 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--members", type=int, default=19)
     p.add_argument("--resolution", type=int, choices=(32, 64), default=32,
                    help="grid of the prior experiments/pde/<pde><resolution>.yaml (64: Darcy only)")
-    p.add_argument("--steps", type=int, default=50, help="Heun steps of DiffusionPDE (2 steps - 1 evaluations)")
+    p.add_argument("--steps", type=int, default=50, help="steps of DiffusionPDE (Heun: 2 steps - 1 evaluations)")
+    p.add_argument("--solver", choices=("heun", "euler"), default="heun",
+                   help="DiffusionPDE's ODE step: the paper's Heun, or Euler (one evaluation and one guidance push a "
+                        "step); euler writes pde_<tag>_euler<steps>.json")
     p.add_argument("--core-steps", type=int, default=100, help="steps of DPS and TDS (one evaluation each; DAPS: 20 x 5)")
     p.add_argument("--baseline-steps", type=int, default=600)
     p.add_argument("--methods", default="diffusionpde,diffusionpde_nopde,dps,daps,tds,fno,unet")
@@ -213,6 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.density != DENSITY:
         tag = f"{tag}_density{args.density:g}"
         out = RESULTS / f"pde_{tag}.json"
+    if args.solver != "heun":
+        tag = f"{tag}_{args.solver}{args.steps}"
+        out = RESULTS / f"pde_{tag}.json"
     if args.quick:  # a smoke run never overwrites the recorded results or figures
         out = RESULTS / f"pde_{tag}_quick.json"
     if args.out is not None:  # the maps follow the result's name: pde_X.json -> pde_X_<problem>.png
@@ -230,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         old = json.loads(out.read_text())
         rows = [r for r in old["rows"] if not (r["method"] in methods and r["problem"] in problems and r["case"] < args.cases)]
     result = {"pde": pde, "resolution": res, "density": args.density, "members": args.members, "cases": args.cases,
-              "diffusionpde_steps": args.steps, "paper_weights": vars(PAPER_WEIGHTS[pde]),
+              "diffusionpde_steps": args.steps, "diffusionpde_solver": args.solver, "paper_weights": vars(PAPER_WEIGHTS[pde]),
               "baseline_steps": args.baseline_steps, "core_steps": args.core_steps, "threads": args.threads,
               "guidance_units": "DiffusionPDE's residual and state units (paper_residual_scale, PAPER_STATE_SCALE)",
               "paper_reference": PAPER, "machine": machine_info(), "rows": rows, "prior": name,
@@ -255,8 +261,9 @@ def main(argv: list[str] | None = None) -> None:
                     elif method.endswith("scaled"):  # fixed-size pushes: keep the paper's total over 2000 steps
                         w = w.scaled(PAPER_STEPS / args.steps)
                     samples = solve_pde(prior, stats, obs, pde=pde, method="diffusionpde", weights=w,
-                                        num_samples=args.members, steps=args.steps, generator=g).samples
-                    evals = 2 * args.steps - 1
+                                        num_samples=args.members, steps=args.steps, generator=g,
+                                        solver=args.solver).samples
+                    evals = 2 * args.steps - 1 if args.solver == "heun" else args.steps
                 else:
                     steps = {"dps": args.core_steps, "daps": 20, "tds": args.core_steps}[method]
                     samples = solve_pde(prior, stats, obs, pde=pde, method=method, num_samples=args.members,
@@ -286,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     write_result(result, out)
     if not args.quick and args.maps and "diffusionpde" in methods:  # the maps are DiffusionPDE's; other methods draw none
         plot_maps(prior, stats, test[0].double(), pde, problems, members=args.members, steps=args.steps, tag=tag,
-                  density=args.density)
+                  density=args.density, solver=args.solver)
     print(f"{'problem/method':28s} {'u relL2':>8s} {'a err':>7s} {'a relL2':>8s} {'resid':>9s} {'cov90':>6s} {'sec':>6s}")
     for k, s in summary.items():
         print(f"{k:28s} {s['u_rel_l2']:8.4f} {s.get('a_error_rate', float('nan')):7.4f} {s['a_rel_l2']:8.4f} {s['residual_rms']:9.3g} "

@@ -88,8 +88,8 @@ def solve_pde(prior: DiffusionModule, stats: FieldStats, observation: FieldObser
     ``method``: ``"diffusionpde"`` (observation + PDE-residual guidance, :func:`diffusion_pde_sample`,
     ``2 steps - 1`` denoiser calls) or a core posterior sampler ``"dps"``, ``"daps"``, ``"tds"``
     on the core :class:`sciddm.inverse.Mask` of the same points with Gaussian noise ``sigma_y``
-    (normalised units); ``hparams`` go to that sampler (for ``"diffusionpde"``: only ``residual_scale``
-    and ``state_scale``). The sampler runs on the CPU in float64 wherever the prior's network is:
+    (normalised units); ``hparams`` go to that sampler (for ``"diffusionpde"``: only ``residual_scale``,
+    ``state_scale``, ``solver`` and ``sigmas``). The sampler runs on the CPU in float64 wherever the prior's network is:
     ``prior.to("cuda")`` puts only the denoiser calls on the GPU, and the answer does not depend on
     where they ran beyond float32 round-off.
     """
@@ -111,8 +111,9 @@ def solve_pde(prior: DiffusionModule, stats: FieldStats, observation: FieldObser
 
     with torch.enable_grad():
         if method == "diffusionpde":
-            if set(hparams) - {"residual_scale", "state_scale"}:
-                raise ValueError("diffusionpde takes only residual_scale and state_scale as extra hyper-parameters; "
+            if set(hparams) - {"residual_scale", "state_scale", "solver", "sigmas"}:
+                raise ValueError("diffusionpde takes only residual_scale, state_scale, solver and sigmas as extra "
+                                 "hyper-parameters; "
                                  f"got {sorted(hparams)}")
             samples = diffusion_pde_sample(denoiser, prior.process, observation, stats, pde=pde, pde_options=pde_options,
                                            weights=weights, num_samples=num_samples, steps=steps, generator=generator,

@@ -53,8 +53,13 @@ def test_solve_pde_shapes_and_errors() -> None:
         assert torch.isfinite(sol.samples).all()
     with pytest.raises(ValueError, match="unknown method"):
         solve_pde(prior, stats, obs, pde="darcy", method="ddrm")
-    with pytest.raises(ValueError, match="only residual_scale and state_scale"):
+    with pytest.raises(ValueError, match="only residual_scale, state_scale, solver and sigmas"):
         solve_pde(prior, stats, obs, pde="darcy", method="diffusionpde", zeta=1.0)
+    with pytest.raises(ValueError, match="solver must be"):  # reaches the sampler
+        solve_pde(prior, stats, obs, pde="darcy", method="diffusionpde", solver="rk4")
+    one = solve_pde(prior, stats, obs, pde="darcy", method="diffusionpde", num_samples=2, steps=1, solver="euler",
+                    generator=torch.Generator().manual_seed(1))
+    assert one.samples.shape == (2, 2, 8, 8) and torch.isfinite(one.samples).all()
     with pytest.raises(ValueError, match="residual_scale must be > 0"):  # reaches the sampler
         solve_pde(prior, stats, obs, pde="darcy", method="diffusionpde", residual_scale=-1.0)
     with pytest.raises(ValueError, match="state_scale must be two positive"):
