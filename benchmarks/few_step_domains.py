@@ -18,6 +18,10 @@ the cached teacher and cached under ``benchmarks/cache/few_step/``), with wall s
    the forward problem (``a`` observed at 3 %), DPS (as ``pde.py``: full = 100 steps, Karras grid),
    ``--pde-cases`` test pairs, ``--pde-members`` members; DPS on optimised grids; DPS with the
    progressive student (Karras base grid, 16 -> 1) on the student's own grid.
+   ``--domains pde64``: the same problem at 64x64 with the GPU-trained ``darcy64_large`` prior and the
+   DiffusionPDE sampler of ``benchmarks/pde.py`` (full = 50 Heun steps, 99 calls; Heun with fewer
+   steps, Euler with the paper's weights and with them times 50 / steps; no student), where the metric
+   responds to the sampler, as it hardly does at 32x32.
 3. Atmosphere 32x32 (``benchmarks/atmos_sr.py``'s prior; ``--atmos-prior prior64_edm`` for its 64x64
    EDM prior with x8 coarse input): fair CRPS (normalised units) of the fused
    (x4 coarse + 2 % stations) DPS ensemble (zeta = 8, the atmos default; full = 50 steps, the
