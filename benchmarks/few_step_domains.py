@@ -471,8 +471,8 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.pde import CACHE as PDE_CACHE, _observation, latest_checkpoint
     from sciddm.datasets.pde import PDEDataConfig, generate_pde
     from sciddm.domains.pde import load_pairs
-    from sciddm.domains.pde.guidance import PAPER_WEIGHTS, diffusion_pde_sample
-    from sciddm.domains.pde.solve import load_prior
+    from sciddm.domains.pde.guidance import PAPER_WEIGHTS
+    from sciddm.domains.pde.solve import load_prior, solve_pde
 
     name = args.pde64_prior
     ckpt = latest_checkpoint(name)
@@ -483,8 +483,6 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
         return {"skipped": f"no checkpoint under {PDE_CACHE / name}"}
     prior, stats = load_prior(ckpt, stats_path)
     prior.requires_grad_(False)
-    if tuple(prior.data_shape or ()) != (2, 64, 64):
-        raise ValueError(f"prior {name} models fields of shape {prior.data_shape}, not (2, 64, 64)")
     test, _ = load_pairs(generate_pde(PDE_CACHE / "darcy_64_test.zarr",
                                       PDEDataConfig("darcy", num_samples=16, resolution=64, seed=1)))
     if not 1 <= args.pde64_cases <= len(test):
@@ -497,33 +495,28 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
         mean_u = load_pairs(train_store)[0][:, 1].double().mean(0)
         ref = float(np.mean([float((mean_u - t[1]).norm() / t[1].norm()) for t in cases]))
     m, weights, full_steps = args.pde64_members, PAPER_WEIGHTS["darcy"], args.pde64_full
-
-    def den(x: Tensor, t: Tensor) -> Tensor:
-        return prior.denoiser(x.float(), t.float()).double()
-
     rows: list[dict[str, Any]] = []
     bar = tqdm(desc="Darcy 64 rows", total=None, leave=False)
 
     def add(method: str, nfe: int, steps: int, solver: str, scale: float = 1.0) -> None:
         errs, secs = [], []
         for c, (truth, o) in enumerate(zip(cases, obs)):
-            x, sec = timed(lambda: diffusion_pde_sample(
-                den, prior.process, o, stats, pde="darcy", weights=weights.scaled(scale), num_samples=m,
+            sol, sec = timed(lambda: solve_pde(  # refuses a prior of another grid
+                prior, stats, o, pde="darcy", method="diffusionpde", weights=weights.scaled(scale), num_samples=m,
                 steps=steps, solver=solver, generator=torch.Generator().manual_seed(c)))
-            u = x.mean(0)[1]
+            u = sol.mean[1]
             errs.append(float((u - truth[1]).norm() / truth[1].norm()))
             secs.append(sec)
         record_row(rows, bar, method, nfe, errs, secs, m, {}, "per_case")
 
-    with torch.enable_grad():
-        add("DiffusionPDE Heun, karras grid", 2 * full_steps - 1, full_steps, "heun")
-        for k in sorted({(n + 1) // 2 for n in args.nfes if 3 <= n < 2 * full_steps - 1 and n <= 16}):
-            add("DiffusionPDE Heun, karras grid", 2 * k - 1, k, "heun")
-        for k in [k for k in args.nfes if k < 2 * full_steps - 1]:
-            add("Euler, karras grid", k, k, "euler")
-        scaled = f"Euler, zeta x {full_steps}/steps"
-        for k in [k for k in args.nfes if k <= 16]:
-            add(scaled, k, k, "euler", full_steps / k)
+    add("DiffusionPDE Heun, karras grid", 2 * full_steps - 1, full_steps, "heun")
+    for k in sorted({(n + 1) // 2 for n in args.nfes if 3 <= n < 2 * full_steps - 1 and n <= 16}):
+        add("DiffusionPDE Heun, karras grid", 2 * k - 1, k, "heun")
+    for k in [k for k in args.nfes if k < 2 * full_steps - 1]:
+        add("Euler, karras grid", k, k, "euler")
+    scaled = f"Euler, zeta x {full_steps}/steps"
+    for k in [k for k in args.nfes if k <= 16]:
+        add(scaled, k, k, "euler", full_steps / k)
     bar.close()
     full = rows[0]["metric"]
     report = goal_report(rows, full)
