@@ -474,7 +474,9 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
     from sciddm.domains.pde.guidance import PAPER_WEIGHTS
     from sciddm.domains.pde.solve import load_prior, solve_pde
 
-    name = args.pde64_prior
+    name, test_pairs = args.pde64_prior, 16
+    if not 1 <= args.pde64_cases <= test_pairs:  # before anything loads
+        raise ValueError(f"--pde64-cases {args.pde64_cases}: the test store has {test_pairs} pairs")
     ckpt = latest_checkpoint(name)
     stats_path = PDE_CACHE / name / "normalization.json"
     if ckpt is None or not stats_path.is_file():
@@ -484,9 +486,7 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
     prior, stats = load_prior(ckpt, stats_path)
     prior.requires_grad_(False)
     test, _ = load_pairs(generate_pde(PDE_CACHE / "darcy_64_test.zarr",
-                                      PDEDataConfig("darcy", num_samples=16, resolution=64, seed=1)))
-    if not 1 <= args.pde64_cases <= len(test):
-        raise ValueError(f"--pde64-cases {args.pde64_cases}: the test store has {len(test)} pairs")
+                                      PDEDataConfig("darcy", num_samples=test_pairs, resolution=64, seed=1)))
     cases = [test[c].double() for c in range(args.pde64_cases)]
     obs = [_observation(t, "forward", c) for c, t in enumerate(cases)]  # benchmarks/pde.py's observations
     train_store = PDE_CACHE / "darcy_64_large.zarr"

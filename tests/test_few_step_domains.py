@@ -192,6 +192,9 @@ def test_pde64_domain_without_its_cached_prior_says_how_to_make_it(capsys) -> No
 
     from benchmarks.few_step_domains import pde64_domain
 
-    out = pde64_domain(argparse.Namespace(pde64_prior="darcy64_not_trained"))
+    for cases in (0, 17):
+        with pytest.raises(ValueError, match=f"--pde64-cases {cases}: the test store has 16 pairs"):
+            pde64_domain(argparse.Namespace(pde64_prior="darcy64_large", pde64_cases=cases))
+    out = pde64_domain(argparse.Namespace(pde64_prior="darcy64_not_trained", pde64_cases=6))
     assert out["skipped"].startswith("no checkpoint") and "darcy64_not_trained" in out["skipped"]
     assert "experiments/pde/darcy64_not_trained.yaml" in capsys.readouterr().out
