@@ -1,0 +1,179 @@
+"""The linear PDE problems (Poisson, Helmholtz) with the EXACT prior: what is reachable, and which
+part of the gap is the sampler's and which the trained prior's.
+
+Their data pairs are exactly Gaussian (``sciddm.domains.pde.oracle``), so on the test pairs and
+observations of ``benchmarks/pde.py`` (same cases, same 3 % points) this measures
+
+* ``bayes``: the exact posterior mean (the lowest mean squared error any method can reach on
+  average) and the coverage of the exact 90 % intervals;
+* ``exact_draws``: an ideal sampler, ``--members`` exact posterior draws scored like every ensemble;
+* ``diffusionpde``, ``diffusionpde_nopde``, ``dps``, ``daps``, ``tds``: the samplers of
+  ``benchmarks/pde.py`` with the same settings, but on the exact denoiser of the Gaussian prior
+  (in the trained prior's normalised state) instead of the trained network;
+
+with, per ensemble, its distance to the Bayes answer and the ratio of its spread to the exact
+posterior's; and beside them the rows of the trained prior and of the regressors recorded in
+``benchmarks/results/pde_<pde>.json`` for the same cases.
+
+    python -m benchmarks.pde_oracle                       # both PDEs, 4 cases, a few minutes
+    python -m benchmarks.pde_oracle --pde poisson --cases 16
+
+Writes ``benchmarks/results/pde_oracle.json`` (``--quick``: ``pde_oracle_quick.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.common import machine_info, write_result
+from benchmarks.pde import CACHE, DENSITY, RESULTS, _metrics, _observation
+from sciddm.datasets.pde import PDEDataConfig, generate_pde
+from sciddm.domains.pde import load_pairs
+from sciddm.domains.pde.data import FieldStats
+from sciddm.domains.pde.guidance import PAPER_WEIGHTS, GuidanceWeights, diffusion_pde_sample
+from sciddm.domains.pde.oracle import LINEAR_PDES, LinearPDEOracle
+from sciddm.inverse import sample_posterior
+
+SAMPLERS = ("diffusionpde", "diffusionpde_nopde", "dps", "daps", "tds")
+TRAINED = ("diffusionpde", "dps", "daps", "tds", "fno", "unet")  # rows of pde_<pde>.json shown beside
+SIGMA_Y = 1e-2  # the core samplers' observation noise in normalised units, as solve_pde's default
+
+
+def _stats(pde: str) -> FieldStats | None:
+    """The trained prior's normalisation, so that the oracle's state is the network's."""
+    path = CACHE / f"{pde}32" / "normalization.json"
+    return FieldStats.from_json(path) if path.exists() else None
+
+
+def _sampler(oracle: LinearPDEOracle, method: str, obs: Any, *, members: int, steps: int, core_steps: int,
+             seed: int) -> tuple[torch.Tensor, int]:
+    g = torch.Generator().manual_seed(seed)
+    D = oracle.denoiser()
+    if method.startswith("diffusionpde"):
+        w = PAPER_WEIGHTS[oracle.pde]
+        if method.endswith("nopde"):
+            w = GuidanceWeights(w.zeta_obs_a, w.zeta_obs_u, 0.0)
+        with torch.enable_grad():
+            x = diffusion_pde_sample(D, oracle.process, obs, oracle.stats, pde=oracle.pde, weights=w,
+                                     num_samples=members, steps=steps, generator=g)
+        return x, 2 * steps - 1
+    n = oracle.n
+    steps_m = {"dps": core_steps, "daps": 20, "tds": core_steps}[method]
+    op, y = obs.operator(oracle.stats, SIGMA_Y)
+    with torch.enable_grad():
+        z = sample_posterior(method, D, oracle.process, op, y, num_samples=members, steps=steps_m, x_shape=(2, n, n),
+                             generator=g)
+    return oracle.stats.denormalize(z.double()), steps_m * (5 if method == "daps" else 1)
+
+
+def _trained_rows(pde: str, cases: int) -> list[dict[str, Any]]:
+    path = RESULTS / f"pde_{pde}.json"
+    if not path.exists():
+        return []
+    rows = json.loads(path.read_text())["rows"]
+    return [{**r, "pde": pde, "method": f"trained/{r['method']}"} for r in rows if r["case"] < cases and r["method"] in TRAINED]
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Means over cases of each ``pde/problem/method``."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(f"{r['pde']}/{r['problem']}/{r['method']}", []).append(r)
+    keys = ("u_rel_l2", "a_rel_l2", "coverage90", "to_bayes", "spread_ratio", "residual_rms", "seconds")
+    out = {}
+    for name, rs in groups.items():
+        out[name] = {"cases": len(rs)}
+        for k in keys:
+            vals = [r[k] for r in rs if r.get(k) is not None]
+            if vals:
+                out[name][k] = sum(vals) / len(vals)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pde", default="poisson,helmholtz", help=f"comma-separated, from {LINEAR_PDES}")
+    p.add_argument("--cases", type=int, default=4, help="test pairs (1..16; benchmarks/pde.py ran 4)")
+    p.add_argument("--members", type=int, default=19)
+    p.add_argument("--steps", type=int, default=50, help="DiffusionPDE Heun steps (2 steps - 1 evaluations)")
+    p.add_argument("--core-steps", type=int, default=100, help="DPS and TDS steps (DAPS: 20 x 5)")
+    p.add_argument("--methods", default=",".join(SAMPLERS))
+    p.add_argument("--problems", default="forward,inverse")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="1 case, 8 members, 10 steps: pde_oracle_quick.json")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    pdes = args.pde.split(",")
+    bad = [x for x in pdes if x not in LINEAR_PDES]
+    if bad:
+        p.error(f"--pde {','.join(bad)}: the exact oracle covers {', '.join(LINEAR_PDES)}")
+    methods = args.methods.split(",")
+    if set(methods) - set(SAMPLERS):
+        p.error(f"--methods: unknown {sorted(set(methods) - set(SAMPLERS))}; choose from {', '.join(SAMPLERS)}")
+    problems = args.problems.split(",")
+    if set(problems) - {"forward", "inverse", "both"}:
+        p.error("--problems: forward, inverse and/or both")
+    if not 1 <= args.cases <= 16:
+        p.error(f"--cases {args.cases}: the test store holds 16 pairs")
+    if args.quick:
+        args.cases, args.members, args.steps, args.core_steps = 1, 8, 10, 10
+    torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else RESULTS / ("pde_oracle_quick.json" if args.quick else "pde_oracle.json")
+    rows: list[dict[str, Any]] = []
+    result = {"pdes": pdes, "cases": args.cases, "members": args.members, "density": DENSITY,
+              "diffusionpde_steps": args.steps, "core_steps": args.core_steps, "sigma_y_core": SIGMA_Y,
+              "machine": machine_info(), "oracles": {}, "rows": rows}
+    rel = lambda p_, q_: float((p_ - q_).norm() / q_.norm())  # noqa: E731
+    for pde in pdes:
+        t0 = time.time()
+        oracle = LinearPDEOracle(pde, 32, stats=_stats(pde))
+        result["oracles"][pde] = {**oracle.summary(), "build_seconds": round(time.time() - t0, 1)}
+        test, _ = load_pairs(generate_pde(CACHE / f"{pde}_32_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=32, seed=1)))
+        for case in range(args.cases):
+            truth = test[case].double()
+            for problem in problems:
+                obs = _observation(truth, problem, case)
+                c = 1 if problem == "forward" else 0  # the wanted field (both: a, as benchmarks/pde.py)
+                t0 = time.time()
+                post = oracle.posterior(obs)
+                bayes = post.mean
+                base = {"pde": pde, "case": case, "problem": problem}
+                row = {**base, "method": "bayes", "u_rel_l2": rel(bayes[1], truth[1]), "a_rel_l2": rel(bayes[0], truth[0]),
+                       "coverage90": post.coverage(truth, c), "to_bayes": 0.0, "spread_ratio": 1.0,
+                       "expected_u_rel_l2": float(post.std[1].norm() / truth[1].norm()),
+                       "expected_a_rel_l2": float(post.std[0].norm() / truth[0].norm()),
+                       "seconds": round(time.time() - t0, 2)}
+                rows.append(row)
+                print(json.dumps(row))
+                exact_std = post.std[c].mean()
+                draws = {"exact_draws": (lambda: (post.sample(args.members, generator=torch.Generator().manual_seed(case)), 0))}
+                for method in methods:
+                    draws[method] = (lambda m=method: _sampler(oracle, m, obs, members=args.members, steps=args.steps,
+                                                               core_steps=args.core_steps, seed=case))
+                for method, run in draws.items():
+                    t0 = time.time()
+                    samples, evals = run()
+                    row = {**base, "method": method, "denoiser_evals": evals, "seconds": round(time.time() - t0, 2),
+                           **_metrics(samples.float(), truth.float(), problem, pde),
+                           "to_bayes": float((samples.mean(0)[c] - bayes[c]).norm() / truth[c].norm()),
+                           "spread_ratio": float(samples[:, c].std(0).mean() / exact_std)}
+                    rows.append(row)
+                    print(json.dumps(row))
+                    write_result(result, out)
+        rows.extend(_trained_rows(pde, args.cases) if not args.quick else [])
+    result["summary"] = summarise(rows)
+    write_result(result, out)
+    print(f"{'pde/problem/method':40s} {'u relL2':>8s} {'a relL2':>8s} {'cov90':>6s} {'->bayes':>8s} {'spread':>7s}")
+    for k, s in result["summary"].items():
+        f = lambda key: f"{s[key]:8.3f}" if key in s else f"{'-':>8s}"  # noqa: E731
+        print(f"{k:40s} {f('u_rel_l2')} {f('a_rel_l2')} {f('coverage90')} {f('to_bayes')} {f('spread_ratio')}")
+
+
+if __name__ == "__main__":
+    main()
