@@ -11,7 +11,8 @@ paper's problem; inverse: u at 3% of the image, u0 and u wanted), answered by
   steps at 128x128, applied in its residual and state units: ``sciddm.domains.pde.guidance``), and
   the same without PDE guidance
   (``diffusionpde_nopde``), and with the weights times 2000 / steps (``diffusionpde_scaled``: the
-  paper's total guidance push over its 2000 steps, given in 50);
+  paper's total guidance push over its 2000 steps, given in 50) or times a factor
+  (``diffusionpde_x10``);
 * the core's posterior samplers DPS, DAPS and TDS on the same observation (core ``Mask``);
 * an FNO and a UNet regressor trained on the same data, fed the masked fields + masks.
 
@@ -128,6 +129,29 @@ def _observation(truth: torch.Tensor, problem: str, case: int, density: float = 
     return make_observation(truth, problem, density, generator=g)
 
 
+def diffusionpde_weights(pde: str, method: str, steps: int) -> GuidanceWeights:
+    """The guidance weights of a DiffusionPDE row: ``diffusionpde`` the paper's, ``diffusionpde_nopde``
+    without the residual term, ``diffusionpde_scaled`` times ``2000 / steps`` (the paper's total push
+    over its 2000 steps), ``diffusionpde_x<f>`` times ``f`` (e.g. ``diffusionpde_x10``)."""
+    w = PAPER_WEIGHTS[pde]
+    variant = method.removeprefix("diffusionpde").removeprefix("_")
+    if variant == "":
+        return w
+    if variant == "nopde":  # ablation: observation guidance only
+        return GuidanceWeights(w.zeta_obs_a, w.zeta_obs_u, 0.0)
+    if variant == "scaled":  # fixed-size pushes: keep the paper's total over 2000 steps
+        return w.scaled(PAPER_STEPS / steps)
+    if variant.startswith("x"):
+        try:
+            factor = float(variant[1:])
+        except ValueError:
+            factor = -1.0
+        if factor > 0:
+            return w.scaled(factor)
+    raise ValueError(f"unknown DiffusionPDE variant {method!r}: diffusionpde, diffusionpde_nopde, diffusionpde_scaled "
+                     "or diffusionpde_x<factor> (a positive number)")
+
+
 def _metrics(samples: torch.Tensor, truth: torch.Tensor, problem: str, pde: str) -> dict[str, Any]:
     mean = samples.mean(0)
     rel = lambda p, q: float((p - q).norm() / q.norm())  # noqa: E731
@@ -226,11 +250,19 @@ def main(argv: list[str] | None = None) -> None:
         tag = out.stem.removeprefix("pde_")
     if args.problems is None:
         args.problems = "sensors,inverse" if pde == "burgers" else "forward,inverse"
+    methods, problems = args.methods.split(","), args.problems.split(",")
+    for method in methods:
+        if method.startswith("diffusionpde"):
+            try:
+                diffusionpde_weights(pde, method, args.steps)
+            except ValueError as e:
+                p.error(str(e))
+        elif method not in ("dps", "daps", "tds", "fno", "unet"):
+            p.error(f"unknown method {method!r}: diffusionpde[_nopde|_scaled|_x<factor>], dps, daps, tds, fno, unet")
     prior, stats = load_prior(_checkpoint(name), CACHE / name / "normalization.json")
     prior.to(args.device)
     test_path = generate_pde(CACHE / f"{pde}_{res}_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=res, seed=1))
     test, _ = load_pairs(test_path)
-    methods, problems = args.methods.split(","), args.problems.split(",")
     rows: list[dict[str, Any]] = []
     if args.append and out.exists():
         old = json.loads(out.read_text())
@@ -255,11 +287,7 @@ def main(argv: list[str] | None = None) -> None:
                         z = baselines[method](baseline_input(obs.normalized(stats)[None].float(), obs.mask[None].float()))
                     samples, evals = stats.denormalize(z.double()), 0
                 elif method.startswith("diffusionpde"):
-                    w = PAPER_WEIGHTS[pde]
-                    if method.endswith("nopde"):  # ablation: observation guidance only
-                        w = GuidanceWeights(w.zeta_obs_a, w.zeta_obs_u, 0.0)
-                    elif method.endswith("scaled"):  # fixed-size pushes: keep the paper's total over 2000 steps
-                        w = w.scaled(PAPER_STEPS / args.steps)
+                    w = diffusionpde_weights(pde, method, args.steps)
                     samples = solve_pde(prior, stats, obs, pde=pde, method="diffusionpde", weights=w,
                                         num_samples=args.members, steps=args.steps, generator=g,
                                         solver=args.solver).samples

@@ -10,12 +10,15 @@ observations of ``benchmarks/pde.py`` (same cases, same 3 % points) this measure
 * ``diffusionpde``, ``diffusionpde_nopde``, ``dps``, ``daps``, ``tds``: the samplers of
   ``benchmarks/pde.py`` with the same settings, but on the exact denoiser of the Gaussian prior
   (in the trained prior's normalised state) instead of the trained network;
+* ``diffusionpde_x<f>``: the paper's weights times ``f`` (50 Heun steps), and ``..._euler``:
+  ``--euler-steps`` (199) Euler steps, one guidance push per denoiser call (a sweep of the guidance
+  strength: ``--methods diffusionpde_x3,diffusionpde_x30,diffusionpde_euler_x3``);
 
 with, per ensemble, its distance to the Bayes answer and the ratio of its spread to the exact
 posterior's; and beside them the rows of the trained prior and of the regressors recorded in
 ``benchmarks/results/pde_<pde>.json`` for the same cases.
 
-    python -m benchmarks.pde_oracle                       # both PDEs, 4 cases, a few minutes
+    python -m benchmarks.pde_oracle                       # both PDEs, 4 cases, about 5 minutes
     python -m benchmarks.pde_oracle --pde poisson --cases 16
 
 Writes ``benchmarks/results/pde_oracle.json`` (``--quick``: ``pde_oracle_quick.json``).
@@ -32,15 +35,16 @@ from typing import Any
 import torch
 
 from benchmarks.common import machine_info, write_result
-from benchmarks.pde import CACHE, DENSITY, RESULTS, _metrics, _observation
+from benchmarks.pde import CACHE, DENSITY, RESULTS, _metrics, _observation, diffusionpde_weights
 from sciddm.datasets.pde import PDEDataConfig, generate_pde
 from sciddm.domains.pde import load_pairs
 from sciddm.domains.pde.data import FieldStats
-from sciddm.domains.pde.guidance import PAPER_WEIGHTS, GuidanceWeights, diffusion_pde_sample
+from sciddm.domains.pde.guidance import diffusion_pde_sample
 from sciddm.domains.pde.oracle import LINEAR_PDES, LinearPDEOracle
 from sciddm.inverse import sample_posterior
 
-SAMPLERS = ("diffusionpde", "diffusionpde_nopde", "dps", "daps", "tds")
+SAMPLERS = ("diffusionpde", "diffusionpde_nopde", "diffusionpde_euler", "diffusionpde_x10", "dps", "daps", "tds")
+CORE = ("dps", "daps", "tds")
 TRAINED = ("diffusionpde", "dps", "daps", "tds", "fno", "unet")  # rows of pde_<pde>.json shown beside
 SIGMA_Y = 1e-2  # the core samplers' observation noise in normalised units, as solve_pde's default
 
@@ -51,18 +55,25 @@ def _stats(pde: str) -> FieldStats | None:
     return FieldStats.from_json(path) if path.exists() else None
 
 
-def _sampler(oracle: LinearPDEOracle, method: str, obs: Any, *, members: int, steps: int, core_steps: int,
-             seed: int) -> tuple[torch.Tensor, int]:
+def _diffusionpde_run(method: str, steps: int, euler_steps: int) -> tuple[str, str, int]:
+    """``(weights variant, solver, steps)`` of a DiffusionPDE row name: ``_euler`` anywhere in it means
+    ``euler_steps`` Euler steps, the rest names the weights as in ``benchmarks/pde.py``."""
+    if "_euler" in method:
+        return method.replace("_euler", ""), "euler", euler_steps
+    return method, "heun", steps
+
+
+def _sampler(oracle: LinearPDEOracle, method: str, obs: Any, *, members: int, steps: int, euler_steps: int,
+             core_steps: int, seed: int) -> tuple[torch.Tensor, int]:
     g = torch.Generator().manual_seed(seed)
     D = oracle.denoiser()
     if method.startswith("diffusionpde"):
-        w = PAPER_WEIGHTS[oracle.pde]
-        if method.endswith("nopde"):
-            w = GuidanceWeights(w.zeta_obs_a, w.zeta_obs_u, 0.0)
+        variant, solver, k = _diffusionpde_run(method, steps, euler_steps)
+        w = diffusionpde_weights(oracle.pde, variant, k)
         with torch.enable_grad():
             x = diffusion_pde_sample(D, oracle.process, obs, oracle.stats, pde=oracle.pde, weights=w,
-                                     num_samples=members, steps=steps, generator=g)
-        return x, 2 * steps - 1
+                                     num_samples=members, steps=k, solver=solver, generator=g)
+        return x, (2 * k - 1 if solver == "heun" else k)
     n = oracle.n
     steps_m = {"dps": core_steps, "daps": 20, "tds": core_steps}[method]
     op, y = obs.operator(oracle.stats, SIGMA_Y)
@@ -102,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cases", type=int, default=4, help="test pairs (1..16; benchmarks/pde.py ran 4)")
     p.add_argument("--members", type=int, default=19)
     p.add_argument("--steps", type=int, default=50, help="DiffusionPDE Heun steps (2 steps - 1 evaluations)")
+    p.add_argument("--euler-steps", type=int, default=199, help="steps of the *_euler DiffusionPDE rows (one evaluation each)")
     p.add_argument("--core-steps", type=int, default=100, help="DPS and TDS steps (DAPS: 20 x 5)")
     p.add_argument("--methods", default=",".join(SAMPLERS))
     p.add_argument("--problems", default="forward,inverse")
@@ -114,20 +126,27 @@ def main(argv: list[str] | None = None) -> None:
     if bad:
         p.error(f"--pde {','.join(bad)}: the exact oracle covers {', '.join(LINEAR_PDES)}")
     methods = args.methods.split(",")
-    if set(methods) - set(SAMPLERS):
-        p.error(f"--methods: unknown {sorted(set(methods) - set(SAMPLERS))}; choose from {', '.join(SAMPLERS)}")
+    for method in methods:
+        try:
+            if method not in CORE:
+                if not method.startswith("diffusionpde"):
+                    raise ValueError(f"unknown method {method!r}")
+                diffusionpde_weights(pdes[0], _diffusionpde_run(method, 1, 1)[0], args.steps)
+        except ValueError as e:
+            p.error(f"--methods: {e}; the samplers are dps, daps, tds and diffusionpde[_nopde|_scaled|_x<factor>], "
+                    "each DiffusionPDE one also with _euler")
     problems = args.problems.split(",")
     if set(problems) - {"forward", "inverse", "both"}:
         p.error("--problems: forward, inverse and/or both")
     if not 1 <= args.cases <= 16:
         p.error(f"--cases {args.cases}: the test store holds 16 pairs")
     if args.quick:
-        args.cases, args.members, args.steps, args.core_steps = 1, 8, 10, 10
+        args.cases, args.members, args.steps, args.euler_steps, args.core_steps = 1, 8, 10, 10, 10
     torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / ("pde_oracle_quick.json" if args.quick else "pde_oracle.json")
     rows: list[dict[str, Any]] = []
     result = {"pdes": pdes, "cases": args.cases, "members": args.members, "density": DENSITY,
-              "diffusionpde_steps": args.steps, "core_steps": args.core_steps, "sigma_y_core": SIGMA_Y,
+              "diffusionpde_steps": args.steps, "euler_steps": args.euler_steps, "core_steps": args.core_steps, "sigma_y_core": SIGMA_Y,
               "machine": machine_info(), "oracles": {}, "rows": rows}
     rel = lambda p_, q_: float((p_ - q_).norm() / q_.norm())  # noqa: E731
     for pde in pdes:
@@ -155,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
                 draws = {"exact_draws": (lambda: (post.sample(args.members, generator=torch.Generator().manual_seed(case)), 0))}
                 for method in methods:
                     draws[method] = (lambda m=method: _sampler(oracle, m, obs, members=args.members, steps=args.steps,
-                                                               core_steps=args.core_steps, seed=case))
+                                                               euler_steps=args.euler_steps, core_steps=args.core_steps,
+                                                               seed=case))
                 for method, run in draws.items():
                     t0 = time.time()
                     samples, evals = run()

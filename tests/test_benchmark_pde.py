@@ -72,3 +72,22 @@ def test_a_device_this_machine_lacks_is_refused_before_loading(device, capsys) -
             run(["--device", device])
         assert info.value.code == 2 and f"--device {device}" in capsys.readouterr().err.replace("'", "")
     assert usable_device("cpu") == torch.device("cpu")
+
+
+def test_diffusionpde_row_names_give_their_weights() -> None:
+    from sciddm.domains.pde.guidance import PAPER_WEIGHTS
+
+    w = PAPER_WEIGHTS["poisson"]
+    assert pde.diffusionpde_weights("poisson", "diffusionpde", 50) == w
+    assert pde.diffusionpde_weights("poisson", "diffusionpde_nopde", 50).zeta_pde == 0.0
+    assert pde.diffusionpde_weights("poisson", "diffusionpde_scaled", 50).zeta_obs_u == pytest.approx(40 * w.zeta_obs_u)
+    x10 = pde.diffusionpde_weights("poisson", "diffusionpde_x10", 50)
+    assert (x10.zeta_obs_a, x10.zeta_obs_u, x10.zeta_pde) == pytest.approx((10 * w.zeta_obs_a, 10 * w.zeta_obs_u, 10 * w.zeta_pde))
+
+
+@pytest.mark.parametrize("method", ["diffusionpde_x0", "diffusionpde_x-3", "diffusionpde_xten", "diffusionpde_fast", "dsp"])
+def test_unknown_method_is_refused_before_loading(method, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        pde.main(["--pde", "poisson", "--methods", method])
+    assert info.value.code == 2
+    assert "unknown" in capsys.readouterr().err
