@@ -21,7 +21,9 @@ posterior's; and beside them the rows of the trained prior and of the regressors
     python -m benchmarks.pde_oracle                       # both PDEs, 4 cases, about 5 minutes
     python -m benchmarks.pde_oracle --pde poisson --cases 16
 
-Writes ``benchmarks/results/pde_oracle.json`` (``--quick``: ``pde_oracle_quick.json``).
+Writes ``benchmarks/results/pde_oracle.json`` and ``pde_oracle.png`` (the wanted field's error of every
+row, exact prior beside trained prior; ``--quick``: ``pde_oracle_quick.*``); ``--replot`` redraws them
+from the recorded rows after ``benchmarks/pde.py`` has added trained rows.
 """
 
 from __future__ import annotations
@@ -84,11 +86,58 @@ def _sampler(oracle: LinearPDEOracle, method: str, obs: Any, *, members: int, st
 
 
 def _trained_rows(pde: str, cases: int) -> list[dict[str, Any]]:
-    path = RESULTS / f"pde_{pde}.json"
-    if not path.exists():
-        return []
-    rows = json.loads(path.read_text())["rows"]
-    return [{**r, "pde": pde, "method": f"trained/{r['method']}"} for r in rows if r["case"] < cases and r["method"] in TRAINED]
+    """The trained prior's and the regressors' rows of ``pde_<pde>.json`` and of the 199-Euler-step
+    run ``pde_<pde>_euler199.json`` (its rows renamed ``..._euler``) for the first ``cases`` cases."""
+    out = []
+    for name, suffix in ((f"pde_{pde}.json", ""), (f"pde_{pde}_euler199.json", "_euler")):
+        path = RESULTS / name
+        if not path.exists():
+            continue
+        for r in json.loads(path.read_text())["rows"]:
+            method = r["method"]
+            if suffix:
+                method = method.replace("diffusionpde", "diffusionpde_euler", 1)
+            if r["case"] < cases and (method in TRAINED or method.startswith("diffusionpde")):
+                out.append({**r, "pde": pde, "method": f"trained/{method}"})
+    return out
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """The wanted field's error (forward: u, inverse: a) of each row, exact prior beside trained prior."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = result["summary"]
+    panels = [(pde, prob) for pde in result["pdes"] for prob in ("forward", "inverse")
+              if f"{pde}/{prob}/bayes" in summary]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 5.5), squeeze=False, sharey=True)
+    order = ["exact_draws", "diffusionpde", "diffusionpde_nopde", "diffusionpde_x3", "diffusionpde_x10", "diffusionpde_x30",
+             "diffusionpde_x100", "diffusionpde_scaled", "diffusionpde_euler", "diffusionpde_euler_x3",
+             "diffusionpde_euler_x10", "dps", "daps", "tds", "unet", "fno"]
+    methods = sorted({k.split("/", 2)[2].removeprefix("trained/") for k in summary if "/bayes" not in k},
+                     key=lambda m: (order.index(m) if m in order else len(order), m))
+    for ax, (pde, prob) in zip(axes[0], panels):
+        key = "u_rel_l2" if prob == "forward" else "a_rel_l2"
+        for i, m in enumerate(methods):
+            for j, (prefix, colour) in enumerate((("", "tab:blue"), ("trained/", "tab:orange"))):
+                s = summary.get(f"{pde}/{prob}/{prefix}{m}")
+                if s and key in s:
+                    ax.barh(i + 0.2 - 0.4 * j, min(s[key], 1.5), height=0.38, color=colour,
+                            label=("exact prior" if j == 0 else "trained prior / regressor") if i == 0 or m == "unet" else None)
+        ax.axvline(summary[f"{pde}/{prob}/bayes"][key], color="k", ls="--", lw=1, label="exact posterior mean")
+        ax.set_yticks(range(len(methods)), methods, fontsize=8)
+        ax.set_xlim(0, 1.5)
+        ax.set_title(f"{pde} {prob}: {'u' if prob == 'forward' else 'a'} rel. L2")
+    axes[0][0].invert_yaxis()  # once: the panels share the y axis, and each inversion would toggle it
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=3, fontsize=8)
+    fig.suptitle(f"3 % observations, {result['cases']} cases, {result['members']} members (bars cut at 1.5)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -120,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="1 case, 8 members, 10 steps: pde_oracle_quick.json")
     p.add_argument("--out", default=None)
+    p.add_argument("--replot", action="store_true",
+                   help="no sampling: re-read the trained rows, summarise and draw the figure of an existing result")
     args = p.parse_args(argv)
     pdes = args.pde.split(",")
     bad = [x for x in pdes if x not in LINEAR_PDES]
@@ -144,6 +195,17 @@ def main(argv: list[str] | None = None) -> None:
         args.cases, args.members, args.steps, args.euler_steps, args.core_steps = 1, 8, 10, 10, 10
     torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / ("pde_oracle_quick.json" if args.quick else "pde_oracle.json")
+    if args.replot:
+        if not out.exists():
+            p.error(f"--replot: no result {out} to redraw")
+        result = json.loads(out.read_text())
+        rows = [r for r in result["rows"] if not r["method"].startswith("trained/")]
+        for pde in result["pdes"]:
+            rows.extend(_trained_rows(pde, result["cases"]))
+        result["rows"], result["summary"] = rows, summarise(rows)
+        write_result(result, out)
+        plot(result, out.with_suffix(".png"))
+        return
     rows: list[dict[str, Any]] = []
     result = {"pdes": pdes, "cases": args.cases, "members": args.members, "density": DENSITY,
               "diffusionpde_steps": args.steps, "euler_steps": args.euler_steps, "core_steps": args.core_steps, "sigma_y_core": SIGMA_Y,
@@ -189,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.extend(_trained_rows(pde, args.cases) if not args.quick else [])
     result["summary"] = summarise(rows)
     write_result(result, out)
+    plot(result, out.with_suffix(".png"))
     print(f"{'pde/problem/method':40s} {'u relL2':>8s} {'a relL2':>8s} {'cov90':>6s} {'->bayes':>8s} {'spread':>7s}")
     for k, s in result["summary"].items():
         f = lambda key: f"{s[key]:8.3f}" if key in s else f"{'-':>8s}"  # noqa: E731

@@ -122,3 +122,37 @@ def test_benchmark_refuses_a_nonlinear_pde(capsys) -> None:
         main(["--pde", "darcy"])
     assert info.value.code == 2
     assert "the exact oracle covers poisson, helmholtz" in capsys.readouterr().err
+
+
+def test_replot_swaps_in_the_current_trained_rows(tmp_path, monkeypatch) -> None:
+    """--replot re-reads the trained rows (including the 199-Euler-step file) and re-summarises, without sampling."""
+    import json
+
+    from benchmarks import pde_oracle
+
+    monkeypatch.setattr(pde_oracle, "RESULTS", tmp_path)
+    row = {"pde": "poisson", "case": 0, "problem": "forward", "u_rel_l2": 0.2, "a_rel_l2": 0.3}
+    result = {"pdes": ["poisson"], "cases": 1, "members": 4,
+              "rows": [{**row, "method": "bayes"}, {**row, "method": "trained/unet", "u_rel_l2": 9.0}]}
+    out = tmp_path / "oracle.json"
+    out.write_text(json.dumps(result))
+    (tmp_path / "pde_poisson.json").write_text(json.dumps({"rows": [
+        {"case": 0, "problem": "forward", "method": "unet", "u_rel_l2": 0.4, "a_rel_l2": 0.5},
+        {"case": 1, "problem": "forward", "method": "unet", "u_rel_l2": 7.0, "a_rel_l2": 7.0}]}))  # beyond --cases
+    (tmp_path / "pde_poisson_euler199.json").write_text(json.dumps({"rows": [
+        {"case": 0, "problem": "forward", "method": "diffusionpde_x3", "u_rel_l2": 0.25, "a_rel_l2": 0.35}]}))
+    pde_oracle.main(["--replot", "--out", str(out)])
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["poisson/forward/trained/unet"]["u_rel_l2"] == 0.4
+    assert summary["poisson/forward/trained/diffusionpde_euler_x3"]["u_rel_l2"] == 0.25
+    assert summary["poisson/forward/bayes"]["cases"] == 1
+    assert (tmp_path / "oracle.png").is_file()
+
+
+def test_replot_without_a_result_is_refused(tmp_path, capsys) -> None:
+    from benchmarks.pde_oracle import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--replot", "--out", str(tmp_path / "none.json")])
+    assert info.value.code == 2
+    assert "no result" in capsys.readouterr().err
