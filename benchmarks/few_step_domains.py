@@ -471,7 +471,7 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.pde import CACHE as PDE_CACHE, _observation, latest_checkpoint
     from sciddm.datasets.pde import PDEDataConfig, generate_pde
     from sciddm.domains.pde import load_pairs
-    from sciddm.domains.pde.guidance import PAPER_WEIGHTS
+    from sciddm.domains.pde.guidance import PAPER_WEIGHTS, denoiser_calls
     from sciddm.domains.pde.solve import load_prior, solve_pde
 
     name, test_pairs = args.pde64_prior, 16
@@ -498,7 +498,8 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     bar = tqdm(desc="Darcy 64 rows", total=None, leave=False)
 
-    def add(method: str, nfe: int, steps: int, solver: str, scale: float = 1.0) -> None:
+    def add(method: str, steps: int, solver: str, scale: float = 1.0) -> None:
+        nfe = denoiser_calls(steps, solver)
         errs, secs = [], []
         for c, (truth, o) in enumerate(zip(cases, obs)):
             sol, sec = timed(lambda: solve_pde(  # refuses a prior of another grid
@@ -509,14 +510,15 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
             secs.append(sec)
         record_row(rows, bar, method, nfe, errs, secs, m, {}, "per_case")
 
-    add("DiffusionPDE Heun, karras grid", 2 * full_steps - 1, full_steps, "heun")
-    for k in sorted({(n + 1) // 2 for n in args.nfes if 3 <= n < 2 * full_steps - 1 and n <= 16}):
-        add("DiffusionPDE Heun, karras grid", 2 * k - 1, k, "heun")
-    for k in [k for k in args.nfes if k < 2 * full_steps - 1]:
-        add("Euler, karras grid", k, k, "euler")
+    full_nfe = denoiser_calls(full_steps, "heun")
+    add("DiffusionPDE Heun, karras grid", full_steps, "heun")
+    for k in sorted({(n + 1) // 2 for n in args.nfes if 3 <= n < full_nfe and n <= 16}):  # k Heun steps: 2k - 1 calls
+        add("DiffusionPDE Heun, karras grid", k, "heun")
+    for k in [k for k in args.nfes if k < full_nfe]:
+        add("Euler, karras grid", k, "euler")
     scaled = f"Euler, zeta x {full_steps}/steps"
     for k in [k for k in args.nfes if k <= 16]:
-        add(scaled, k, k, "euler", full_steps / k)
+        add(scaled, k, "euler", full_steps / k)
     bar.close()
     full = rows[0]["metric"]
     report = goal_report(rows, full)
@@ -528,7 +530,7 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
             "reference": {"name": "training-set mean of u (no observation)", "metric": ref},
             "metric": "relative L2 error of the ensemble-mean u (forward problem, 3 % of a observed)",
             "cases": args.pde64_cases, "members": m, "sampler": "DiffusionPDE guidance, the paper's weights",
-            "full": {"solver": "heun", "steps": full_steps, "nfe": 2 * full_steps - 1, "metric": full},
+            "full": {"solver": "heun", "steps": full_steps, "nfe": full_nfe, "metric": full},
             "rows": rows, "goals": report}
 
 

@@ -51,7 +51,7 @@ from benchmarks.common import machine_info, usable_device, write_result
 from sciddm.datasets.pde import PDEDataConfig, generate_pde
 from sciddm.domains.pde import load_pairs
 from sciddm.domains.pde.baselines import FNO2d, UNetRegressor, baseline_input, random_problem_masks, train_regressor
-from sciddm.domains.pde.guidance import PAPER_STEPS, PAPER_WEIGHTS, GuidanceWeights
+from sciddm.domains.pde.guidance import PAPER_STEPS, PAPER_WEIGHTS, GuidanceWeights, denoiser_calls
 from sciddm.domains.pde.residuals import pde_residual
 from sciddm.domains.pde.operators import FieldObservation, observe, sensor_mask
 from sciddm.domains.pde.solve import load_prior, make_observation, solve_pde
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
                     samples = solve_pde(prior, stats, obs, pde=pde, method="diffusionpde", weights=w,
                                         num_samples=args.members, steps=args.steps, generator=g,
                                         solver=args.solver).samples
-                    evals = 2 * args.steps - 1 if args.solver == "heun" else args.steps
+                    evals = denoiser_calls(args.steps, args.solver)
                 else:
                     steps = {"dps": args.core_steps, "daps": 20, "tds": args.core_steps}[method]
                     samples = solve_pde(prior, stats, obs, pde=pde, method=method, num_samples=args.members,

@@ -41,7 +41,7 @@ from benchmarks.pde import CACHE, DENSITY, RESULTS, _metrics, _observation, diff
 from sciddm.datasets.pde import PDEDataConfig, generate_pde
 from sciddm.domains.pde import load_pairs
 from sciddm.domains.pde.data import FieldStats
-from sciddm.domains.pde.guidance import diffusion_pde_sample
+from sciddm.domains.pde.guidance import denoiser_calls, diffusion_pde_sample
 from sciddm.domains.pde.oracle import LINEAR_PDES, LinearPDEOracle
 from sciddm.inverse import sample_posterior
 
@@ -75,7 +75,7 @@ def _sampler(oracle: LinearPDEOracle, method: str, obs: Any, *, members: int, st
         with torch.enable_grad():
             x = diffusion_pde_sample(D, oracle.process, obs, oracle.stats, pde=oracle.pde, weights=w,
                                      num_samples=members, steps=k, solver=solver, generator=g)
-        return x, (2 * k - 1 if solver == "heun" else k)
+        return x, denoiser_calls(k, solver)
     n = oracle.n
     steps_m = {"dps": core_steps, "daps": 20, "tds": core_steps}[method]
     op, y = obs.operator(oracle.stats, SIGMA_Y)

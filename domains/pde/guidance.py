@@ -55,7 +55,7 @@ from .operators import FieldObservation
 from .residuals import RESIDUALS, pde_residual
 
 __all__ = ["GuidanceWeights", "PAPER_WEIGHTS", "PAPER_STATE_SCALE", "paper_residual_scale", "karras_sigmas",
-           "diffusion_pde_sample"]
+           "denoiser_calls", "diffusion_pde_sample"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,16 @@ def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
     i = torch.arange(steps, dtype=torch.float64)
     s = (sigma_max ** (1 / rho) + i / (steps - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
     return torch.cat([s, torch.zeros(1, dtype=torch.float64)])
+
+
+def denoiser_calls(steps: int, solver: str = "heun") -> int:
+    """Denoiser evaluations per sample of :func:`diffusion_pde_sample`: ``2 steps - 1`` for Heun (no
+    correction on the last step, to sigma = 0), ``steps`` for Euler."""
+    if solver not in ("heun", "euler"):
+        raise ValueError(f"solver must be 'heun' or 'euler'; got {solver!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
+    return 2 * steps - 1 if solver == "heun" else steps
 
 
 def _norm_per_sample(r: Tensor) -> Tensor:

@@ -6,8 +6,8 @@ import torch
 
 from sciddm.analytic import GaussianMixture
 from sciddm.domains.pde.data import FieldStats
-from sciddm.domains.pde.guidance import (PAPER_STATE_SCALE, PAPER_WEIGHTS, GuidanceWeights, diffusion_pde_sample,
-                                         karras_sigmas, paper_residual_scale)
+from sciddm.domains.pde.guidance import (PAPER_STATE_SCALE, PAPER_WEIGHTS, GuidanceWeights, denoiser_calls,
+                                         diffusion_pde_sample, karras_sigmas, paper_residual_scale)
 from sciddm.domains.pde.operators import observation_mask, observe
 from sciddm.domains.pde.residuals import pde_residual, poisson_residual
 from sciddm.process import VE, RectifiedFlow
@@ -190,3 +190,22 @@ def test_explicit_grid_matches_the_karras_grid_and_is_checked() -> None:
             diffusion_pde_sample(D, process, obs, STATS, sigmas=torch.tensor(bad), **kw)
     with pytest.raises(ValueError, match="solver"):
         diffusion_pde_sample(D, process, obs, STATS, solver="rk4", **kw)
+
+
+@pytest.mark.parametrize("solver, steps", [("heun", 2), ("heun", 7), ("euler", 1), ("euler", 5)])
+def test_denoiser_calls_counts_what_the_sampler_calls(solver: str, steps: int) -> None:
+    gmm, process = _prior()
+    obs = observe(torch.ones(2, N, N), observation_mask(N, ("u",), 0.25))
+    D, calls = _denoiser(gmm, process), []
+
+    def counting(x, t):
+        calls.append(1)
+        return D(x, t)
+
+    diffusion_pde_sample(counting, process, obs, STATS, weights=GuidanceWeights(zeta_obs_u=0.5), num_samples=2,
+                         steps=steps, solver=solver)
+    assert len(calls) == denoiser_calls(steps, solver)
+    with pytest.raises(ValueError, match="solver"):
+        denoiser_calls(steps, "rk4")
+    with pytest.raises(ValueError, match="steps"):
+        denoiser_calls(0, solver)
