@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "pde_prior_check.json"
 PRIORS = {"darcy32": ("darcy", "darcy_32.zarr"), "darcy64": ("darcy", "darcy_64.zarr"),
           "darcy64_large": ("darcy", "darcy_64_large.zarr"),
-          "poisson32": ("poisson", "poisson_32.zarr"), "helmholtz32": ("helmholtz", "helmholtz_32.zarr")}
+          "poisson32": ("poisson", "poisson_32.zarr"), "helmholtz32": ("helmholtz", "helmholtz_32.zarr"),
+          "poisson32_long": ("poisson", "poisson_32.zarr"), "helmholtz32_long": ("helmholtz", "helmholtz_32.zarr")}
 
 
 def check(name: str, samples: int, seed: int, device: str = "cpu") -> dict[str, Any]:
