@@ -87,9 +87,13 @@ def _sampler(oracle: LinearPDEOracle, method: str, obs: Any, *, members: int, st
 
 def _trained_rows(pde: str, cases: int) -> list[dict[str, Any]]:
     """The trained prior's and the regressors' rows of ``pde_<pde>.json`` and of the 199-Euler-step
-    run ``pde_<pde>_euler199.json`` (its rows renamed ``..._euler``) for the first ``cases`` cases."""
+    run ``pde_<pde>_euler199.json`` (its rows renamed ``..._euler``), and the 199-Euler-step rows of
+    the prior trained to its max_steps (``pde_<pde>32_long_euler199.json``, as ``trained_long/...``),
+    for the first ``cases`` cases."""
     out = []
-    for name, suffix in ((f"pde_{pde}.json", ""), (f"pde_{pde}_euler199.json", "_euler")):
+    sources = ((f"pde_{pde}.json", "", "trained"), (f"pde_{pde}_euler199.json", "_euler", "trained"),
+               (f"pde_{pde}32_long_euler199.json", "_euler", "trained_long"))  # the prior trained to max_steps
+    for name, suffix, prefix in sources:
         path = RESULTS / name
         if not path.exists():
             continue
@@ -98,7 +102,7 @@ def _trained_rows(pde: str, cases: int) -> list[dict[str, Any]]:
             if suffix:
                 method = method.replace("diffusionpde", "diffusionpde_euler", 1)
             if r["case"] < cases and (method in TRAINED or method.startswith("diffusionpde")):
-                out.append({**r, "pde": pde, "method": f"trained/{method}"})
+                out.append({**r, "pde": pde, "method": f"{prefix}/{method}"})
     return out
 
 
@@ -116,16 +120,17 @@ def plot(result: dict[str, Any], path: Path) -> None:
     order = ["exact_draws", "diffusionpde", "diffusionpde_nopde", "diffusionpde_x3", "diffusionpde_x10", "diffusionpde_x30",
              "diffusionpde_x100", "diffusionpde_scaled", "diffusionpde_euler", "diffusionpde_euler_x3",
              "diffusionpde_euler_x10", "dps", "daps", "tds", "unet", "fno"]
-    methods = sorted({k.split("/", 2)[2].removeprefix("trained/") for k in summary if "/bayes" not in k},
+    methods = sorted({k.split("/", 2)[2].split("/")[-1] for k in summary if "/bayes" not in k},
                      key=lambda m: (order.index(m) if m in order else len(order), m))
+    kinds = (("", "tab:blue", "exact prior"), ("trained/", "tab:orange", "trained prior (10-min cap) / regressor"),
+             ("trained_long/", "tab:green", "trained prior (6000 steps)"))
     for ax, (pde, prob) in zip(axes[0], panels):
         key = "u_rel_l2" if prob == "forward" else "a_rel_l2"
         for i, m in enumerate(methods):
-            for j, (prefix, colour) in enumerate((("", "tab:blue"), ("trained/", "tab:orange"))):
+            for j, (prefix, colour, label) in enumerate(kinds):
                 s = summary.get(f"{pde}/{prob}/{prefix}{m}")
                 if s and key in s:
-                    ax.barh(i + 0.2 - 0.4 * j, min(s[key], 1.5), height=0.38, color=colour,
-                            label=("exact prior" if j == 0 else "trained prior / regressor") if i == 0 or m == "unet" else None)
+                    ax.barh(i - 0.27 + 0.27 * j, min(s[key], 1.5), height=0.26, color=colour, label=label)
         ax.axvline(summary[f"{pde}/{prob}/bayes"][key], color="k", ls="--", lw=1, label="exact posterior mean")
         ax.set_yticks(range(len(methods)), methods, fontsize=8)
         ax.set_xlim(0, 1.5)
@@ -133,9 +138,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     axes[0][0].invert_yaxis()  # once: the panels share the y axis, and each inversion would toggle it
     handles, labels = axes[0][0].get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
-    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=3, fontsize=8)
+    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=4, fontsize=8)
     fig.suptitle(f"3 % observations, {result['cases']} cases, {result['members']} members (bars cut at 1.5)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
