@@ -21,6 +21,11 @@ posterior's; and beside them the rows of the trained prior and of the regressors
     python -m benchmarks.pde_oracle                       # both PDEs, 4 cases, about 5 minutes
     python -m benchmarks.pde_oracle --pde poisson --cases 16
 
+``--few-step`` measures instead quality against denoiser calls (1 to 64) on the exact prior (issue
+#9): DiffusionPDE's Euler step with the paper's weights and with them scaled to the full run's total
+push, against the full run (199 Euler steps, x3) and the Bayes answer
+(``pde_oracle_few_step.json/.png``, about 5 minutes).
+
 Writes ``benchmarks/results/pde_oracle.json`` and ``pde_oracle.png`` (the wanted field's error of every
 row, exact prior beside trained prior; ``--quick``: ``pde_oracle_quick.*``); ``--replot`` redraws them
 from the recorded rows after ``benchmarks/pde.py`` has added trained rows.
@@ -161,6 +166,83 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
+FEW_NFES = (1, 2, 4, 8, 16, 64)
+FULL_FACTOR = 3.0  # the full run of the few-step comparison: 199 Euler steps, the paper's weights x3
+
+
+def few_step(args: argparse.Namespace, pdes: list[str], problems: list[str], out: Path) -> dict[str, Any]:
+    """Quality against denoiser calls on the exact prior (issue #9): DiffusionPDE's Euler step with
+    ``k`` calls, with the paper's weights and with them scaled to the full run's total push
+    (``x3`` over ``--euler-steps``, so ``x 3 * 199 / k``), against that full run and the Bayes answer."""
+    rows: list[dict[str, Any]] = []
+    full_steps = args.euler_steps
+    result = {"mode": "few_step", "pdes": pdes, "cases": args.cases, "members": args.members, "density": DENSITY,
+              "nfes": list(FEW_NFES), "full": {"solver": "euler", "steps": full_steps, "weights": f"paper x{FULL_FACTOR:g}"},
+              "machine": machine_info(), "rows": rows}
+    rel = lambda p_, q_: float((p_ - q_).norm() / q_.norm())  # noqa: E731
+    for pde in pdes:
+        oracle = LinearPDEOracle(pde, 32, stats=_stats(pde))
+        test, _ = load_pairs(generate_pde(CACHE / f"{pde}_32_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=32, seed=1)))
+        for case in range(args.cases):
+            truth = test[case].double()
+            for problem in problems:
+                obs = _observation(truth, problem, case)
+                c = 1 if problem == "forward" else 0
+                bayes = oracle.posterior(obs).mean
+                base = {"pde": pde, "case": case, "problem": problem, "bayes": rel(bayes[c], truth[c])}
+                runs = [("full", f"diffusionpde_euler_x{FULL_FACTOR:g}", full_steps)]
+                runs += [(kind, name, k) for k in FEW_NFES
+                         for kind, name in (("paper", "diffusionpde_euler"),
+                                            ("scaled", f"diffusionpde_euler_x{FULL_FACTOR * full_steps / k:g}"))]
+                for kind, name, k in runs:
+                    t0 = time.time()
+                    x, nfe = _sampler(oracle, name, obs, members=args.members, steps=args.steps, euler_steps=k,
+                                      core_steps=args.core_steps, seed=case)
+                    row = {**base, "method": kind, "weights": name, "nfe": nfe, "seconds": round(time.time() - t0, 2),
+                           "error": rel(x.mean(0)[c], truth[c]), "to_bayes": rel(x.mean(0)[c], bayes[c])}
+                    rows.append(row)
+                    print(json.dumps(row))
+                write_result(result, out)
+    summary: dict[str, dict[str, float]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(f"{r['pde']}/{r['problem']}/{r['method']}/{r['nfe']}", []).append(r)
+    for key, rs in groups.items():
+        summary[key] = {k: sum(r[k] for r in rs) / len(rs) for k in ("error", "to_bayes", "bayes")}
+    result["summary"] = summary
+    write_result(result, out)
+    plot_few_step(result, out.with_suffix(".png"))
+    return result
+
+
+def plot_few_step(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    S = result["summary"]
+    panels = sorted({tuple(k.split("/")[:2]) for k in S})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
+    for ax, (pde, prob) in zip(axes[0], panels):
+        for kind, colour, label in (("paper", "tab:orange", "Euler, paper's weights"),
+                                    ("scaled", "tab:blue", "Euler, weights x 3 * full / k")):
+            pts = sorted((int(k.split("/")[3]), v["error"]) for k, v in S.items() if k.startswith(f"{pde}/{prob}/{kind}/"))
+            ax.plot([p[0] for p in pts], [min(p[1], 2.0) for p in pts], "o-", color=colour, label=label)
+        full = next(v for k, v in S.items() if k.startswith(f"{pde}/{prob}/full/"))
+        ax.axhline(full["error"], color="k", lw=1, label=f"full: {result['full']['steps']} Euler, x3")
+        ax.axhline(full["bayes"], color="k", ls="--", lw=1, label="exact posterior mean")
+        ax.axhspan(full["error"], 1.1 * full["error"], color="tab:green", alpha=0.2, label="within 10 % of full")
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(0, 2.0)
+        ax.set_xlabel("denoiser calls per sample")
+        ax.set_title(f"{pde} {prob}: {'u' if prob == 'forward' else 'a'} rel. L2 (cut at 2)", fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pde", default="poisson,helmholtz", help=f"comma-separated, from {LINEAR_PDES}")
@@ -174,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="1 case, 8 members, 10 steps: pde_oracle_quick.json")
     p.add_argument("--out", default=None)
+    p.add_argument("--few-step", action="store_true",
+                   help="quality against calls on the exact prior (issue #9): pde_oracle_few_step.json/.png")
     p.add_argument("--replot", action="store_true",
                    help="no sampling: re-read the trained rows, summarise and draw the figure of an existing result")
     args = p.parse_args(argv)
@@ -200,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
         args.cases, args.members, args.steps, args.euler_steps, args.core_steps = 1, 8, 10, 10, 10
     torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else RESULTS / ("pde_oracle_quick.json" if args.quick else "pde_oracle.json")
+    if args.few_step:
+        few_step(args, pdes, problems, Path(args.out) if args.out else RESULTS / "pde_oracle_few_step.json")
+        return
     if args.replot:
         if not out.exists():
             p.error(f"--replot: no result {out} to redraw")

@@ -156,3 +156,23 @@ def test_replot_without_a_result_is_refused(tmp_path, capsys) -> None:
         main(["--replot", "--out", str(tmp_path / "none.json")])
     assert info.value.code == 2
     assert "no result" in capsys.readouterr().err
+
+
+def test_few_step_mode_scales_the_push_to_the_full_runs_total(tmp_path, monkeypatch) -> None:
+    """--few-step: at k calls the scaled row's weights are the full run's x3 times full_steps / k, and the
+    rows carry the call counts of the sampler."""
+    import json
+
+    from benchmarks import pde_oracle
+
+    monkeypatch.setattr(pde_oracle, "CACHE", tmp_path)
+    out = tmp_path / "few.json"
+    pde_oracle.main(["--few-step", "--pde", "poisson", "--cases", "1", "--members", "2", "--problems", "forward",
+                     "--euler-steps", "8", "--threads", "1", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    full = [r for r in rows if r["method"] == "full"]
+    assert [(r["weights"], r["nfe"]) for r in full] == [("diffusionpde_euler_x3", 8)]
+    scaled = {r["nfe"]: r["weights"] for r in rows if r["method"] == "scaled"}
+    assert scaled == {k: f"diffusionpde_euler_x{3 * 8 / k:g}" for k in (1, 2, 4, 8, 16, 64)}
+    assert sorted(r["nfe"] for r in rows if r["method"] == "paper") == [1, 2, 4, 8, 16, 64]
+    assert (tmp_path / "few.png").is_file()
