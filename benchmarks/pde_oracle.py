@@ -119,13 +119,17 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     summary = result["summary"]
-    panels = [(pde, prob) for pde in result["pdes"] for prob in ("forward", "inverse")
+    panels = [(pde, prob) for pde in result["pdes"] for prob in ("forward", "inverse", "both")
               if f"{pde}/{prob}/bayes" in summary]
+    if not panels:
+        raise ValueError("no exact-posterior rows to draw: the result has no bayes rows")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 5.5), squeeze=False, sharey=True)
     order = ["exact_draws", "diffusionpde", "diffusionpde_nopde", "diffusionpde_x3", "diffusionpde_x10", "diffusionpde_x30",
              "diffusionpde_x100", "diffusionpde_scaled", "diffusionpde_euler", "diffusionpde_euler_x3",
              "diffusionpde_euler_x10", "dps", "daps", "tds", "unet", "fno"]
-    methods = sorted({k.split("/", 2)[2].split("/")[-1] for k in summary if "/bayes" not in k},
+    drawn = {f"{pde}/{prob}/" for pde, prob in panels}
+    methods = sorted({k.split("/", 2)[2].split("/")[-1] for k in summary
+                      if "/bayes" not in k and any(k.startswith(d) for d in drawn)},
                      key=lambda m: (order.index(m) if m in order else len(order), m))
     kinds = (("", "tab:blue", "exact prior"), ("trained/", "tab:orange", "trained prior (10-min cap) / regressor"),
              ("trained_long/", "tab:green", "trained prior (6000 steps)"))
@@ -139,7 +143,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.axvline(summary[f"{pde}/{prob}/bayes"][key], color="k", ls="--", lw=1, label="exact posterior mean")
         ax.set_yticks(range(len(methods)), methods, fontsize=8)
         ax.set_xlim(0, 1.5)
-        ax.set_title(f"{pde} {prob}: {'u' if prob == 'forward' else 'a'} rel. L2")
+        ax.set_title(f"{pde} {prob}: {'u' if prob == 'forward' else 'a'} rel. L2")  # both: a, as benchmarks/pde.py
     axes[0][0].invert_yaxis()  # once: the panels share the y axis, and each inversion would toggle it
     handles, labels = axes[0][0].get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
