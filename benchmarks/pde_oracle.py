@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         if not out.exists():
             p.error(f"--replot: no result {out} to redraw")
         result = json.loads(out.read_text())
-        rows = [r for r in result["rows"] if not r["method"].startswith("trained/")]
+        rows = [r for r in result["rows"] if "/" not in r["method"]]  # drop every trained_*/ row read before
         for pde in result["pdes"]:
             rows.extend(_trained_rows(pde, result["cases"]))
         result["rows"], result["summary"] = rows, summarise(rows)

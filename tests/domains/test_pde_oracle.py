@@ -142,9 +142,17 @@ def test_replot_swaps_in_the_current_trained_rows(tmp_path, monkeypatch) -> None
     (tmp_path / "pde_poisson_euler199.json").write_text(json.dumps({"rows": [
         {"case": 0, "problem": "forward", "method": "diffusionpde_x3", "u_rel_l2": 0.25, "a_rel_l2": 0.35}]}))
     pde_oracle.main(["--replot", "--out", str(out)])
+    pde_oracle.main(["--replot", "--out", str(out)])  # a second redraw replaces the trained rows, never adds them again
     summary = json.loads(out.read_text())["summary"]
     assert summary["poisson/forward/trained/unet"]["u_rel_l2"] == 0.4
     assert summary["poisson/forward/trained/diffusionpde_euler_x3"]["u_rel_l2"] == 0.25
+    assert summary["poisson/forward/trained/unet"]["cases"] == 1
+    (tmp_path / "pde_poisson32_long_euler199.json").write_text(json.dumps({"rows": [
+        {"case": 0, "problem": "forward", "method": "diffusionpde", "u_rel_l2": 0.2, "a_rel_l2": 0.3}]}))
+    pde_oracle.main(["--replot", "--out", str(out)])
+    pde_oracle.main(["--replot", "--out", str(out)])
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["poisson/forward/trained_long/diffusionpde_euler"]["cases"] == 1
     assert summary["poisson/forward/bayes"]["cases"] == 1
     assert (tmp_path / "oracle.png").is_file()
 
