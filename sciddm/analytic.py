@@ -81,6 +81,13 @@ class GaussianMixture:
             return torch.diag_embed(self.eigvals)
         return self.eigvecs @ torch.diag_embed(self.eigvals) @ self.eigvecs.transpose(-1, -2)
 
+    def variances(self) -> Tensor:
+        """The diagonals ``(K, D)`` of the component covariances, from the eigen-decompositions
+        (``O(K D^2)``, without forming the ``(K, D, D)`` matrices)."""
+        if self.eigvecs is None:
+            return self.eigvals.clone()
+        return ((self.eigvecs * self.eigvecs) @ self.eigvals[..., None])[..., 0]
+
     def mean(self) -> Tensor:
         return self.weights @ self.means
 

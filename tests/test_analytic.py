@@ -88,6 +88,16 @@ def test_denoiser_convention_any_rank():
     assert torch.allclose(out.reshape(5, 6), flat)
 
 
+@pytest.mark.parametrize("covs", ["scalar", "isotropic", "diagonal", "full"])
+def test_variances_are_the_covariance_diagonals(covs):
+    g = torch.Generator().manual_seed(0)
+    B = torch.randn(3, 5, 5, generator=g, dtype=torch.float64)
+    c = {"scalar": 0.3, "isotropic": torch.tensor([0.1, 0.2, 0.3]),
+         "diagonal": torch.rand(3, 5, generator=g, dtype=torch.float64), "full": B @ B.transpose(-1, -2)}[covs]
+    gm = GaussianMixture(torch.ones(3), torch.zeros(3, 5), c)
+    assert torch.allclose(gm.variances(), gm.covariances().diagonal(dim1=-2, dim2=-1), rtol=1e-12, atol=1e-12)
+
+
 def test_bad_inputs():
     with pytest.raises(ValueError, match="means"):
         GaussianMixture(torch.ones(2), torch.zeros(2), 1.0)

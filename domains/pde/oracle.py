@@ -107,7 +107,7 @@ class ExactPosterior:
     @property
     def std(self) -> Tensor:
         """The posterior's marginal standard deviations ``(2, n, n)``."""
-        var = self.mixture.covariances()[0].diagonal().clamp_min(0.0)
+        var = self.mixture.variances()[0].clamp_min(0.0)
         s = torch.tensor(self.stats.std, dtype=torch.float64).view(2, 1, 1)
         return var.sqrt().reshape(2, self.resolution, self.resolution) * s
 
