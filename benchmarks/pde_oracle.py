@@ -62,6 +62,17 @@ def _stats(pde: str) -> FieldStats | None:
     return FieldStats.from_json(path) if path.exists() else None
 
 
+def _oracle_and_pairs(pde: str) -> tuple[LinearPDEOracle, torch.Tensor]:
+    """The exact 32x32 oracle in the trained prior's state and the test pairs of ``benchmarks/pde.py``."""
+    oracle = LinearPDEOracle(pde, 32, stats=_stats(pde))
+    test, _ = load_pairs(generate_pde(CACHE / f"{pde}_32_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=32, seed=1)))
+    return oracle, test
+
+
+def _rel(p: torch.Tensor, q: torch.Tensor) -> float:
+    return float((p - q).norm() / q.norm())
+
+
 def _diffusionpde_run(method: str, steps: int, euler_steps: int) -> tuple[str, str, int]:
     """``(weights variant, solver, steps)`` of a DiffusionPDE row name: ``_euler`` anywhere in it means
     ``euler_steps`` Euler steps, the rest names the weights as in ``benchmarks/pde.py``."""
@@ -183,17 +194,15 @@ def few_step(args: argparse.Namespace, pdes: list[str], problems: list[str], out
     result = {"mode": "few_step", "pdes": pdes, "cases": args.cases, "members": args.members, "density": DENSITY,
               "nfes": list(FEW_NFES), "full": {"solver": "euler", "steps": full_steps, "weights": f"paper x{FULL_FACTOR:g}"},
               "machine": machine_info(), "rows": rows}
-    rel = lambda p_, q_: float((p_ - q_).norm() / q_.norm())  # noqa: E731
     for pde in pdes:
-        oracle = LinearPDEOracle(pde, 32, stats=_stats(pde))
-        test, _ = load_pairs(generate_pde(CACHE / f"{pde}_32_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=32, seed=1)))
+        oracle, test = _oracle_and_pairs(pde)
         for case in range(args.cases):
             truth = test[case].double()
             for problem in problems:
                 obs = _observation(truth, problem, case)
                 c = 1 if problem == "forward" else 0
                 bayes = oracle.posterior(obs).mean
-                base = {"pde": pde, "case": case, "problem": problem, "bayes": rel(bayes[c], truth[c])}
+                base = {"pde": pde, "case": case, "problem": problem, "bayes": _rel(bayes[c], truth[c])}
                 runs = [("full", f"diffusionpde_euler_x{FULL_FACTOR:g}", full_steps)]
                 runs += [(kind, name, k) for k in FEW_NFES
                          for kind, name in (("paper", "diffusionpde_euler"),
@@ -203,7 +212,7 @@ def few_step(args: argparse.Namespace, pdes: list[str], problems: list[str], out
                     x, nfe = _sampler(oracle, name, obs, members=args.members, steps=args.steps, euler_steps=k,
                                       core_steps=args.core_steps, seed=case)
                     row = {**base, "method": kind, "weights": name, "nfe": nfe, "seconds": round(time.time() - t0, 2),
-                           "error": rel(x.mean(0)[c], truth[c]), "to_bayes": rel(x.mean(0)[c], bayes[c])}
+                           "error": _rel(x.mean(0)[c], truth[c]), "to_bayes": _rel(x.mean(0)[c], bayes[c])}
                     rows.append(row)
                     print(json.dumps(row))
                 write_result(result, out)
@@ -306,12 +315,10 @@ def main(argv: list[str] | None = None) -> None:
     result = {"pdes": pdes, "cases": args.cases, "members": args.members, "density": DENSITY,
               "diffusionpde_steps": args.steps, "euler_steps": args.euler_steps, "core_steps": args.core_steps, "sigma_y_core": SIGMA_Y,
               "machine": machine_info(), "oracles": {}, "rows": rows}
-    rel = lambda p_, q_: float((p_ - q_).norm() / q_.norm())  # noqa: E731
     for pde in pdes:
         t0 = time.time()
-        oracle = LinearPDEOracle(pde, 32, stats=_stats(pde))
+        oracle, test = _oracle_and_pairs(pde)
         result["oracles"][pde] = {**oracle.summary(), "build_seconds": round(time.time() - t0, 1)}
-        test, _ = load_pairs(generate_pde(CACHE / f"{pde}_32_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=32, seed=1)))
         for case in range(args.cases):
             truth = test[case].double()
             for problem in problems:
@@ -321,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
                 post = oracle.posterior(obs)
                 bayes = post.mean
                 base = {"pde": pde, "case": case, "problem": problem}
-                row = {**base, "method": "bayes", "u_rel_l2": rel(bayes[1], truth[1]), "a_rel_l2": rel(bayes[0], truth[0]),
+                row = {**base, "method": "bayes", "u_rel_l2": _rel(bayes[1], truth[1]), "a_rel_l2": _rel(bayes[0], truth[0]),
                        "coverage90": post.coverage(truth, c), "to_bayes": 0.0, "spread_ratio": 1.0,
                        "expected_u_rel_l2": float(post.std[1].norm() / truth[1].norm()),
                        "expected_a_rel_l2": float(post.std[0].norm() / truth[0].norm()),
