@@ -293,6 +293,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--problems: forward, inverse and/or both")
     if not 1 <= args.cases <= 16:
         p.error(f"--cases {args.cases}: the test store holds 16 pairs")
+    for flag, value, least in (("--members", args.members, 2), ("--steps", args.steps, 2),
+                               ("--euler-steps", args.euler_steps, 1), ("--core-steps", args.core_steps, 1)):
+        if value < least:
+            p.error(f"{flag} {value}: at least {least}")
     if args.quick:
         args.cases, args.members, args.steps, args.euler_steps, args.core_steps = 1, 8, 10, 10, 10
     torch.set_num_threads(args.threads)

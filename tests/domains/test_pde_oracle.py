@@ -184,3 +184,15 @@ def test_few_step_mode_scales_the_push_to_the_full_runs_total(tmp_path, monkeypa
     assert scaled == {k: f"diffusionpde_euler_x{3 * 8 / k:g}" for k in (1, 2, 4, 8, 16, 64)}
     assert sorted(r["nfe"] for r in rows if r["method"] == "paper") == [1, 2, 4, 8, 16, 64]
     assert (tmp_path / "few.png").is_file()
+
+
+@pytest.mark.parametrize("args, match", [(["--members", "1"], "--members 1: at least 2"),
+                                         (["--euler-steps", "0"], "--euler-steps 0: at least 1"),
+                                         (["--steps", "1"], "--steps 1: at least 2")])
+def test_benchmark_refuses_too_few_members_or_steps(args, match, capsys) -> None:
+    from benchmarks.pde_oracle import main
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert match in capsys.readouterr().err
