@@ -22,6 +22,12 @@ the cached teacher and cached under ``benchmarks/cache/few_step/``), with wall s
    DiffusionPDE sampler of ``benchmarks/pde.py`` (full = 50 Heun steps, 99 calls; Heun with fewer
    steps, Euler with the paper's weights and with them times 50 / steps; no student), where the metric
    responds to the sampler, as it hardly does at 32x32.
+   ``--domains pde_cond``: the same 32x32 forward problem answered by the amortised conditional
+   model of ``experiments/pde/darcy32_cond.yaml`` (the observation is its condition; nothing is
+   guided): Heun, Euler and DPM-Solver++(2M) on the Karras grid, DPM-Solver++(2M) on optimised
+   grids, a progressive student of the residual model; ``--pde-cond-cases`` test pairs (all 16 by
+   default) x ``--pde-cond-members``; beside the relative error the fair CRPS of ``u`` and the 90 %
+   coverage, with goal verdicts on both (full = 18 Heun steps, 35 evaluations).
 3. Atmosphere 32x32 (``benchmarks/atmos_sr.py``'s prior; ``--atmos-prior prior64_edm`` for its 64x64
    EDM prior with x8 coarse input): fair CRPS (normalised units) of the fused
    (x4 coarse + 2 % stations) DPS ensemble (zeta = 8, the atmos default; full = 50 steps, the
@@ -534,6 +540,135 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
             "rows": rows, "goals": report}
 
 
+def pde_cond_domain(args: argparse.Namespace) -> dict[str, Any]:
+    """Darcy 32x32 forward problem with the amortised conditional model of
+    ``experiments/pde/darcy32_cond.yaml`` (:mod:`sciddm.domains.pde.conditional`): the observation is
+    the network's condition, so nothing is guided and the ODE solvers, optimised grids and a
+    progressive student apply as for the atmosphere's CorrDiff-style model.
+
+    Metric: the relative L2 error of the ensemble-mean ``u`` (the other Darcy rows' metric); beside
+    it the fair CRPS of ``u`` (normalised units) and the 90 % interval coverage, which a collapsed
+    ensemble cannot fake: the ensemble mean of a conditional model stays near the regression mean
+    ``mu(c)`` at any step count, its spread does not. Goals are reported on both. Full = the model's
+    Heun sampler (18 steps on the Karras grid, 35 evaluations).
+    """
+    from benchmarks.pde import CACHE as PDE_CACHE, latest_checkpoint
+    from sciddm.datasets.pde import PDEDataConfig, generate_pde
+    from sciddm.domains.pde import FieldStats, load_pairs
+    from sciddm.domains.pde.conditional import ConditionalPDEModule, observation_condition, solve_conditional
+    from sciddm.domains.pde.solve import make_observation
+    from sciddm.training import load_model
+    from sciddm.uq import crps, interval_coverage
+
+    name, test_pairs = args.pde_cond_model, 16
+    if not 1 <= args.pde_cond_cases <= test_pairs:  # before anything loads
+        raise ValueError(f"--pde-cond-cases {args.pde_cond_cases}: the test store has {test_pairs} pairs")
+    ckpt = latest_checkpoint(name)
+    stats_path = PDE_CACHE / name / "normalization.json"
+    if ckpt is None or not stats_path.is_file():
+        print(f"Darcy conditional skipped: no model under {PDE_CACHE / name}; train it with `OMP_NUM_THREADS=1 "
+              f"sciddm fit --config experiments/pde/{name}.yaml` (about 20 minutes)")
+        return {"skipped": f"no checkpoint under {PDE_CACHE / name}"}
+    model = load_model(ckpt).eval().requires_grad_(False)
+    if not isinstance(model, ConditionalPDEModule):
+        raise ValueError(f"{ckpt} holds a {type(model).__name__}, not a ConditionalPDEModule")
+    stats = FieldStats.from_json(stats_path)
+    test, _ = load_pairs(generate_pde(PDE_CACHE / "darcy_32_test.zarr",
+                                      PDEDataConfig("darcy", num_samples=test_pairs, resolution=32, seed=1)))
+    cases = [test[c].double() for c in range(args.pde_cond_cases)]
+    obs = [make_observation(t, "forward", 0.03, generator=torch.Generator().manual_seed(100 + c))
+           for c, t in enumerate(cases)]  # the pde domain's (and benchmarks/pde.py's) observations
+    train, _ = load_pairs(PDE_CACHE / "darcy_32.zarr")
+    train = train[:-100].double()  # the data module's training split (its last 100 pairs validate)
+    rel = lambda u, t: float((u - t[1]).norm() / t[1].norm())  # noqa: E731
+    mean_u = train[:, 1].mean(0)
+    with torch.no_grad():
+        mus = [stats.denormalize(model.regress(observation_condition(o, stats).float()).double())[0] for o in obs]
+    refs = {"training-set mean of u (no observation)": float(np.mean([rel(mean_u, t) for t in cases])),
+            "regression mean mu(c) alone (no diffusion)": float(np.mean([rel(mu[1], t) for mu, t in zip(mus, cases)]))}
+    m = args.pde_cond_members
+    u_std = stats.std[1]
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(desc="Darcy conditional rows", total=None, leave=False)
+
+    def add(method: str, nfe: int, solver: str, steps: int, grid: Any = "karras", denoiser: Any = None) -> None:
+        errs, scores, cover, secs = [], [], [], []
+        for c, (truth, o) in enumerate(zip(cases, obs)):
+            sol, sec = timed(lambda: solve_conditional(model, stats, o, num_samples=m, steps=steps, solver=solver,
+                                                       grid=grid, denoiser=denoiser,
+                                                       generator=torch.Generator().manual_seed(c)).samples)
+            u = sol[:, 1]
+            errs.append(rel(u.mean(0), truth))
+            scores.append(float(crps(u / u_std, truth[1] / u_std)))
+            cover.append(float(interval_coverage(u, truth[1], 0.9)))
+            secs.append(sec)
+        record_row(rows, bar, method, nfe, errs, secs, m, {"grid": grid}, "per_case")
+        rows[-1].update(crps=float(np.mean(scores)), crps_per_case=scores, coverage90=float(np.mean(cover)))
+
+    full_steps = int(model.hparams.sample_steps)
+    full_nfe = 2 * full_steps - 1
+    for steps in sorted({2, 3, 5, 9, full_steps}):  # Heun: 2 steps - 1 evaluations
+        add("teacher Heun, karras grid", 2 * steps - 1, "heun", steps)
+    for k in args.nfes:
+        add("teacher Euler, karras grid", k, "euler", k)
+    for k in [k for k in args.nfes if 1 < k <= 16]:
+        add("teacher DPM-Solver++(2M), karras grid", k, "dpmpp_2m", k)
+
+    # optimised grids, fitted on the model with conditions of training pairs (never the test pairs)
+    g = torch.Generator().manual_seed(args.seed)
+    data = stats.normalize(train).float()
+    pick = torch.randperm(data.shape[0], generator=g)[: args.fit_noises]
+    with torch.no_grad():
+        c_fit = model.condition(data[pick], g)
+    z_fit = model.process.prior_sample((args.fit_noises, 2, 32, 32), generator=g)
+    grid_path = STUDENTS / f"{name}_fit{args.fine_steps}x{args.fit_noises}.ckpt"
+    for k in [k for k in args.nfes if 1 < k <= 8]:
+        grid = cached_grid(grid_path, model, z_fit, "dpmpp_2m", k, args, cond={"cond": c_fit})
+        add("teacher DPM-Solver++(2M), optimised grid", k, "dpmpp_2m", k, grid=grid)
+
+    students: dict[str, Any] = {}
+    if args.pde_cond_student:
+        # the residual model's training pairs: each training field under two random problem masks
+        with torch.no_grad():
+            fields = torch.cat([data, data])
+            c_all = model.condition(fields, torch.Generator().manual_seed(args.seed + 1))
+            mu_all = torch.cat([model.regress(c) for c in c_all.split(128)])
+        cfg = dict(start_steps=16, round_steps=args.pde_cond_round_steps, base_grid="karras", lr=args.student_lr,
+                   batch=32, seed=args.seed)
+        print(f"Darcy conditional progressive student ({cfg}) ...", flush=True)
+        saved = progressive_student(model, {"x": fields - mu_all, "cond": c_all},
+                                    cache=STUDENTS / f"{name}_pd16_r{args.pde_cond_round_steps}.pt", **cfg)
+        template = build_progressive(model, start_steps=16, round_steps=args.pde_cond_round_steps, base_grid="karras",
+                                     lr=args.student_lr, seed=args.seed, data_shape=[2, 32, 32])
+        students["progressive"] = {"train_s": saved["train_s"], **saved["config"]}
+        for k in sorted(saved["states"]):
+            den, grid = student_at(template, saved["states"][k])
+            add("progressive student (DDIM)", k, "ddim", k, grid=grid, denoiser=den)
+    bar.close()
+    title = f"Darcy 32x32 forward, amortised conditional model ({name})"
+    full = next(r["metric"] for r in rows if r["nfe"] == full_nfe and r["method"] == "teacher Heun, karras grid")
+    report = goal_report(rows, full)
+    print_rows(title, "u rel. L2", rows, full, report)
+    crps_rows = [{"method": r["method"], "nfe": r["nfe"], "metric": r["crps"]} for r in rows]
+    full_crps = next(r["crps"] for r in rows if r["nfe"] == full_nfe and r["method"] == "teacher Heun, karras grid")
+    crps_report = goal_report(crps_rows, full_crps)
+    for r, cr in zip(rows, crps_rows):
+        r["crps_gap"] = cr["gap"]
+    for k, v in crps_report.items():
+        if "best_method" in v:
+            print(f"  CRPS goal {k}: best {v['best_method']} {v['best_metric']:.4f} ({100 * v['gap']:+.1f}% vs "
+                  f"allowed {100 * v['allowed']:.0f}%) -> {v['status']}")
+    print("  references: " + ", ".join(f"{k} {v:.4f}" for k, v in refs.items()))
+    return {"title": title, "model": name, "checkpoint": str(ckpt),
+            "metric": "relative L2 error of the ensemble-mean u (forward problem, 3 % of a observed)",
+            "reference": {"name": "regression mean mu(c) alone (no diffusion)",
+                          "metric": refs["regression mean mu(c) alone (no diffusion)"]},
+            "references": refs, "cases": args.pde_cond_cases, "members": m,
+            "sampler": f"heun ({full_steps} steps, karras grid: the model's default, {full_nfe} evaluations)",
+            "full": {"solver": "heun", "steps": full_steps, "nfe": full_nfe, "metric": full, "crps": full_crps},
+            "rows": rows, "goals": report, "crps_goals": crps_report, "students": students}
+
+
 # -- atmosphere ----------------------------------------------------------------------------------------
 def atmos_domain(args: argparse.Namespace) -> dict[str, Any]:
     """Fused (x4 coarse + 2 % stations) DPS ensembles on held-out times: fair CRPS against NFE."""
@@ -913,6 +1048,7 @@ def _panels(result: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]
             out.append((f"MRI 16^3, {arm} arm", "MMD^2", clean(g["rows"]), g["full"]["metric"], d["mri"]["floor"]))
     for name, title, metric in (("pde", "Darcy 32x32 forward (3 % obs.)", "u relative L2"),
                                 ("pde64", "Darcy 64x64 forward, DiffusionPDE", "u relative L2"),
+                                ("pde_cond", "Darcy 32x32 forward, conditional model", "u relative L2"),
                                 ("atmos", "Atmosphere 32x32 fused DPS", "CRPS"),
                                 ("atmos_corrdiff", "Atmosphere CorrDiff-style", "CRPS"),
                                 ("atmos_corrdiff_fused", "Atmosphere CorrDiff-style + stations", "CRPS"),
@@ -997,16 +1133,24 @@ def markdown(result: dict[str, Any]) -> str:
     d = result["domains"]
     blocks = [(f"MRI, {arm} arm", g) for arm, g in d.get("mri", {}).get("groups", {}).items()]
     blocks += [(d[name].get("title", name), d[name])
-               for name in ("pde", "pde64", "atmos", "atmos_corrdiff", "atmos_corrdiff_fused", "timeseries")
+               for name in ("pde", "pde64", "pde_cond", "atmos", "atmos_corrdiff", "atmos_corrdiff_fused",
+                            "timeseries")
                if "rows" in d.get(name, {})]
-    for title, g in blocks:
-        out.append(f"#### {title}\n\n{markdown_table(g['rows'], g['full']['metric'])}\n")
-        for k, v in g["goals"].items():
+    def verdicts(goals: dict[str, Any], label: str = "goal") -> None:
+        for k, v in goals.items():
             if "best_method" in v and v.get("gap") is not None:
-                out.append(f"- goal {k}: best {v['best_method']} {v['best_metric']:.4f} ({100 * v['gap']:+.1f} % "
+                out.append(f"- {label} {k}: best {v['best_method']} {v['best_metric']:.4f} ({100 * v['gap']:+.1f} % "
                            f"vs allowed {100 * v['allowed']:.0f} %): **{v['status']}**")
             else:
-                out.append(f"- goal {k}: **{v['status']}**")
+                out.append(f"- {label} {k}: **{v['status']}**")
+
+    for title, g in blocks:
+        out.append(f"#### {title}\n\n{markdown_table(g['rows'], g['full']['metric'])}\n")
+        verdicts(g["goals"])
+        if "crps_goals" in g:  # a second metric that a collapsed ensemble cannot fake
+            crps_rows = [{**r, "metric": r["crps"]} for r in g["rows"]]
+            out.append(f"\nFair CRPS of u (normalised units):\n\n{markdown_table(crps_rows, g['full']['crps'])}\n")
+            verdicts(g["crps_goals"], "CRPS goal")
         out.append("")
     return "\n".join(out)
 
@@ -1033,6 +1177,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--pde64-cases", type=int, default=6)
     p.add_argument("--pde64-members", type=int, default=16)
     p.add_argument("--pde64-full", type=int, default=50, help="Heun steps of the full DiffusionPDE run (2 k - 1 NFE)")
+    p.add_argument("--pde-cond-model", default="darcy32_cond",
+                   help="cached amortised conditional Darcy model (domain pde_cond)")
+    p.add_argument("--pde-cond-cases", type=int, default=16)
+    p.add_argument("--pde-cond-members", type=int, default=19, help="19: the 90 %% interval is exact (Weibull)")
+    p.add_argument("--pde-cond-round-steps", type=int, default=150)
+    p.add_argument("--no-pde-cond-student", dest="pde_cond_student", action="store_false")
     p.add_argument("--atmos-times", type=int, default=2)
     p.add_argument("--atmos-members", type=int, default=16)
     p.add_argument("--atmos-full", type=int, default=50)
@@ -1062,6 +1212,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.nfes, args.mri_samples, args.pde_cases, args.pde_members = (1, 4), 8, 1, 4
         args.pde64_cases, args.pde64_members, args.pde64_full = 1, 4, 4
+        args.pde_cond_cases, args.pde_cond_members, args.pde_cond_student = 2, 4, False
         args.atmos_times, args.atmos_members, args.fine_steps, args.fit_noises = 1, 4, 8, 2
         args.mri_student_arms, args.pde_student, args.atmos_student = [], False, False
         args.corrdiff_times, args.corrdiff_members, args.corrdiff_student = 1, 4, False
@@ -1096,7 +1247,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             result.setdefault("merged_from", []).append({"file": Path(path).name, "args": old.get("args"),
                                                          "date": old.get("machine", {}).get("date")})
         args.domains = ""
-    runners = {"mri": mri_domain, "pde": pde_domain, "pde64": pde64_domain, "atmos": atmos_domain,
+    runners = {"mri": mri_domain, "pde": pde_domain, "pde64": pde64_domain, "pde_cond": pde_cond_domain,
+               "atmos": atmos_domain,
                "atmos_corrdiff": corrdiff_domain,
                "atmos_corrdiff_fused": corrdiff_fused_domain, "timeseries": timeseries_domain}
     for name in filter(None, args.domains.split(",")):

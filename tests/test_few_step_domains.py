@@ -198,3 +198,33 @@ def test_pde64_domain_without_its_cached_prior_says_how_to_make_it(capsys) -> No
     out = pde64_domain(argparse.Namespace(pde64_prior="darcy64_not_trained", pde64_cases=6))
     assert out["skipped"].startswith("no checkpoint") and "darcy64_not_trained" in out["skipped"]
     assert "experiments/pde/darcy64_not_trained.yaml" in capsys.readouterr().out
+
+
+def test_pde_cond_domain_without_its_cached_model_says_how_to_make_it(capsys) -> None:
+    import argparse
+
+    from benchmarks.few_step_domains import pde_cond_domain
+
+    for cases in (0, 17):
+        with pytest.raises(ValueError, match=f"--pde-cond-cases {cases}: the test store has 16 pairs"):
+            pde_cond_domain(argparse.Namespace(pde_cond_model="darcy32_cond", pde_cond_cases=cases))
+    out = pde_cond_domain(argparse.Namespace(pde_cond_model="darcy32_cond_not_trained", pde_cond_cases=4))
+    assert out["skipped"].startswith("no checkpoint") and "darcy32_cond_not_trained" in out["skipped"]
+    assert "experiments/pde/darcy32_cond_not_trained.yaml" in capsys.readouterr().out
+
+
+def test_markdown_adds_the_crps_table_and_verdicts_of_a_domain_that_has_them() -> None:
+    from benchmarks.few_step_domains import goal_report, markdown
+
+    rows = [{"method": "teacher Heun", "nfe": 35, "metric": 0.20, "crps": 0.10, "wall_s_per_sample": 0.1},
+            {"method": "teacher Euler", "nfe": 4, "metric": 0.21, "crps": 0.13, "wall_s_per_sample": 0.01},
+            {"method": "teacher Euler", "nfe": 1, "metric": 0.20, "crps": 0.20, "wall_s_per_sample": 0.003}]
+    goals = goal_report(rows, 0.20)
+    crps_goals = goal_report([{**r, "metric": r["crps"]} for r in rows], 0.10)
+    text = markdown({"domains": {"pde_cond": {"title": "Darcy cond", "rows": rows, "goals": goals,
+                                              "crps_goals": crps_goals, "full": {"metric": 0.20, "crps": 0.10}}}})
+    assert "#### Darcy cond" in text and "Fair CRPS of u" in text
+    # the mean-error goals are met at 4 and 1 NFE (+5 %, 0 %); the CRPS ones are not (+30 %, +100 %)
+    assert "- goal nfe4: best teacher Euler 0.2100 (+5.0 % vs allowed 10 %): **MET**" in text
+    assert "- CRPS goal nfe4: best teacher Euler 0.1300 (+30.0 % vs allowed 10 %): **NOT MET**" in text
+    assert "- CRPS goal nfe1: best teacher Euler 0.2000 (+100.0 % vs allowed 25 %): **NOT MET**" in text

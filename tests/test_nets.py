@@ -148,3 +148,14 @@ def test_gradient_checkpointing_same_values_and_gradients(spatial_dims: int, siz
     for (name, pa), pb in zip(plain.named_parameters(), ckpt_net.parameters()):
         torch.testing.assert_close(pa.grad, pb.grad, msg=name)
     assert type(ckpt_net.unet.down_blocks[0]).__name__.startswith("CheckpointedForward")
+
+
+def test_unet_out_channels_for_a_regression_from_a_condition() -> None:
+    net = UNetDenoiserNet(2, 4, channels=[8, 8], attention_levels=[False, False], num_res_blocks=1,
+                          norm_num_groups=4, out_channels=2)
+    assert net(torch.randn(3, 4, 8, 8), torch.zeros(3)).shape == (3, 2, 8, 8)
+    default = UNetDenoiserNet(2, 4, channels=[8, 8], attention_levels=[False, False], num_res_blocks=1,
+                              norm_num_groups=4)
+    assert default(torch.randn(3, 4, 8, 8), torch.zeros(3)).shape == (3, 4, 8, 8)  # a denoiser keeps x's channels
+    with pytest.raises(ValueError, match="out_channels"):
+        UNetDenoiserNet(2, 4, channels=[8, 8], attention_levels=[False, False], norm_num_groups=4, out_channels=0)

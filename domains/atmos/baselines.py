@@ -4,12 +4,9 @@
   convolution with ``a = -1/2`` (the third-order choice, exact for linear fields; torch's
   ``bicubic`` uses ``a = -3/4``), block centres aligned with cell centres, edges replicated.
 - :class:`CorrDiffModule`: "Residual corrective diffusion" (Mardani et al. 2025, CorrDiff,
-  eq. 3-4), kept small: a UNet regresses the conditional mean ``mu(c)`` of the fine field from
-  the bicubically upsampled coarse field ``c``, and a conditional diffusion model (the coarse
-  field concatenated to its input) learns the residual ``x - mu(c)``; a sample is
-  ``mu(c) + r`` with ``r`` drawn by a core solver. Unlike the paper, whose two stages are
-  trained one after the other, both are trained in one run, the residual target using the
-  regression's current output without gradient (one ``sciddm fit``, same fixed point).
+  eq. 3-4), kept small: the core :class:`sciddm.training.ResidualDiffusionModule` (a regression
+  of the conditional mean ``mu(c)`` plus a conditional diffusion model of the residual, both
+  trained in one run) with the bicubically upsampled coarse field as the condition ``c``.
 - :func:`corrdiff_posterior`: the CorrDiff model as a *conditional prior* for further
   observations (e.g. stations): ``p(x | coarse, y) ~ p(x | coarse) p(y | x)``, sampled by a core
   posterior sampler on the residual.
@@ -25,8 +22,7 @@ from torch import Tensor, nn
 from sciddm.inverse import CoarseGrain
 from sciddm.losses import DiffusionLoss
 from sciddm.process import Process
-from sciddm.training import DiffusionModule, unpack_batch
-from sciddm.training.data import derive_seed
+from sciddm.training import ResidualDiffusionModule
 
 __all__ = ["bicubic", "CorrDiffModule", "corrdiff_sample"]
 
@@ -59,11 +55,12 @@ def bicubic(coarse: Tensor, shape: tuple[int, int]) -> Tensor:
     return rows @ coarse @ cols.T
 
 
-class CorrDiffModule(DiffusionModule):
+class CorrDiffModule(ResidualDiffusionModule):
     """Regression UNet + residual diffusion trained on the fly from high-resolution snapshots.
 
-    The coarse input of each training field is its ``factor x factor`` block mean (the
-    :class:`CoarseGrain` operator without noise), upsampled by :func:`bicubic`.
+    The core :class:`sciddm.training.ResidualDiffusionModule` whose condition is the field's
+    ``factor x factor`` block mean (the :class:`CoarseGrain` operator without noise), upsampled
+    by :func:`bicubic`.
 
     Args:
         net: the residual denoiser's network; it must take ``cond`` with as many channels as x
@@ -101,16 +98,15 @@ class CorrDiffModule(DiffusionModule):
         data_shape: list[int] | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(net=net, process=process, prediction=prediction, preconditioning=preconditioning,
-                         sigma_data=sigma_data, loss=loss, lr=lr, betas=betas, weight_decay=weight_decay,
-                         warmup_steps=warmup_steps,
+        super().__init__(net=net, regression_net=regression_net, process=process, prediction=prediction,
+                         preconditioning=preconditioning, sigma_data=sigma_data, loss=loss, lr=lr, betas=betas,
+                         weight_decay=weight_decay, warmup_steps=warmup_steps,
                          sample_solver=sample_solver, sample_steps=sample_steps, sample_grid=sample_grid,
                          val_num_samples=val_num_samples, data_shape=data_shape, seed=seed)
         if not isinstance(factor, int) or factor < 1:
             raise ValueError(f"factor must be an integer >= 1; got {factor!r}")
         if not coarse_noise >= 0:
             raise ValueError(f"coarse_noise must be >= 0; got {coarse_noise!r}")
-        self.regression_net = regression_net
         self.factor = factor
         self.coarse_noise = float(coarse_noise)
 
@@ -125,36 +121,8 @@ class CorrDiffModule(DiffusionModule):
         """The training input: the (noisy, see :meth:`coarse_of`) block means upsampled back to the grid."""
         return bicubic(self.coarse_of(x0, generator), tuple(x0.shape[-2:]))
 
-    def regress(self, c: Tensor) -> Tensor:
-        """``mu(c)``: the regression UNet's estimate of the fine field from the upsampled coarse one."""
-        return self.regression_net(c, torch.zeros(c.shape[0], device=c.device))
-
-    def _losses(self, batch: Any, g: torch.Generator) -> tuple[Tensor, Tensor]:
-        x0, _ = unpack_batch(batch)
-        c = self.upsampled_coarse(x0, g)
-        mu = self.regress(c)
-        reg = (mu - x0).pow(2).mean()  # CorrDiff eq. 3: the UNet regression's MSE
-        res = self.loss_fn(self.denoiser, x0 - mu.detach(), {"cond": c}, generator=g)  # eq. 4 on the residual
-        return reg, res
-
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        if self.data_shape is None:
-            self.data_shape = tuple(unpack_batch(batch)[0].shape[1:])
-        g = torch.Generator(device=self.device).manual_seed(derive_seed(self.hparams.seed, 0, self.current_epoch, batch_idx))
-        reg, res = self._losses(batch, g)
-        self.log("train/regression", reg, prog_bar=True)
-        self.log("train/residual", res, prog_bar=True)
-        return reg + res
-
-    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
-        g = torch.Generator(device=self.device).manual_seed(derive_seed(self.hparams.seed, 1, batch_idx))
-        reg, res = self._losses(batch, g)
-        self.log("val/loss", reg + res, sync_dist=True)
-        self.log("val/regression", reg, sync_dist=True)
-        return reg + res
-
-    def on_validation_epoch_end(self) -> None:  # no unconditional sampling metric for a conditional model
-        self._eval_x, self._eval_cond = [], []
+    def condition(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return self.upsampled_coarse(x0, generator)
 
 
 def _condition(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
@@ -178,19 +146,11 @@ def corrdiff_sample(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int
     few-step student distilled from it (:class:`sciddm.distill.DistillationModule` with the
     CorrDiff model as teacher, sampled on its own grid): it must take ``cond=`` like the model's.
     """
-    from sciddm.sampling import sample
-
-    c, mu = _condition(model, coarse, shape)
-    cn = c.expand(num_samples, *c.shape[1:])
-    x = model.process.prior_sample((num_samples, *mu.shape[1:]), generator=generator, dtype=mu.dtype)
-    d = model.sampling_defaults()
-    if grid is None:
-        grid = d["grid"] if steps is None else model.hparams.sample_grid
-    if steps is None:
-        steps = d["steps"] if isinstance(grid, str) else len(grid) - 1
-    r = sample(model.denoiser if denoiser is None else denoiser, model.process, x, solver=solver or d["solver"],
-               steps=steps, grid=grid, generator=generator, progress=progress, cond={"cond": cn})
-    return mu + r
+    if coarse.ndim != 3:
+        raise ValueError(f"coarse must be one field (C, h, w); got {tuple(coarse.shape)}")
+    c = bicubic(coarse[None].to(next(model.parameters()).dtype), shape)
+    return model.sample_given(c, num_samples, steps=steps, solver=solver, grid=grid, denoiser=denoiser,
+                              generator=generator, progress=progress)
 
 
 @torch.no_grad()

@@ -78,7 +78,7 @@ class UNetDenoiserNet(nn.Module):
 
     Args:
         spatial_dims: 1, 2 or 3.
-        in_channels: channels of ``x`` (the output has the same number).
+        in_channels: channels of ``x`` (the output has the same number unless ``out_channels``).
         channels, attention_levels, num_res_blocks, num_head_channels, norm_num_groups:
             passed to ``monai.networks.nets.DiffusionModelUNet`` (MONAI's defaults). The UNet
             downsamples ``len(channels) - 1`` times, so every spatial size must be divisible by
@@ -90,6 +90,8 @@ class UNetDenoiserNet(nn.Module):
         time_scale: MONAI's ``timesteps = time_scale * t``.
         gradient_checkpointing: recompute block activations in backward (saves memory for 3-D).
         use_flash_attention: passed to MONAI.
+        out_channels: channels of the output when they differ from ``x``'s: a regression network
+            ``net(c, 0)`` from a condition to a field (a denoiser keeps the default, ``in_channels``).
     """
 
     accepts_drop_mask: ClassVar[bool] = True
@@ -108,6 +110,7 @@ class UNetDenoiserNet(nn.Module):
         time_scale: float = 1000.0,
         gradient_checkpointing: bool = False,
         use_flash_attention: bool = False,
+        out_channels: int | None = None,
     ) -> None:
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
@@ -121,6 +124,8 @@ class UNetDenoiserNet(nn.Module):
         if bad:
             raise ValueError(f"every entry of channels must be a multiple of norm_num_groups={norm_num_groups}; "
                              f"{bad} are not. Change channels or norm_num_groups")
+        if out_channels is not None and (not isinstance(out_channels, int) or out_channels < 1):
+            raise ValueError(f"out_channels must be None or an integer >= 1; got {out_channels!r}")
         self.spatial_dims, self.in_channels = spatial_dims, in_channels
         self.cond_channels, self.num_classes = cond_channels, num_classes
         self.time_scale = float(time_scale)
@@ -128,7 +133,7 @@ class UNetDenoiserNet(nn.Module):
         self.unet = DiffusionModelUNet(
             spatial_dims=spatial_dims,
             in_channels=in_channels + cond_channels,
-            out_channels=in_channels,
+            out_channels=in_channels if out_channels is None else int(out_channels),
             num_res_blocks=num_res_blocks,
             channels=tuple(channels),
             attention_levels=tuple(attention_levels),

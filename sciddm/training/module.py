@@ -18,7 +18,7 @@ and restored when training resumes.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import lightning.pytorch as pl
 import torch
@@ -78,6 +78,9 @@ class DiffusionModule(pl.LightningModule):
         seed: seed of the per-step random streams.
     """
 
+    #: further init arguments that are networks (a subclass's), kept out of the hyper-parameters like ``net``
+    module_hparams: ClassVar[tuple[str, ...]] = ()
+
     def __init__(
         self,
         net: nn.Module,
@@ -118,7 +121,7 @@ class DiffusionModule(pl.LightningModule):
             self.save_hyperparameters()
         else:
             # Built in Python: objects are not stored; the checkpoint then needs `net=` to load.
-            self.save_hyperparameters(ignore=["net", "process", "loss"])
+            self.save_hyperparameters(ignore=["net", "process", "loss", *self.module_hparams])
             self.hparams["process"] = process.config()
             self.hparams["loss"] = asdict(loss)
         self.denoiser = Denoiser(net, process, prediction, preconditioning, sigma_data)

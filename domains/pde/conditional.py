@@ -1,0 +1,118 @@
+"""An amortised conditional model of ``[a, u]`` given sparse observations (CorrDiff-style).
+
+DiffusionPDE (:mod:`.guidance`) conditions an *unconditional* joint prior at sampling time, one
+guidance push per denoiser call; with few calls the pushes are too few to condition anything
+(issue #9, ``benchmarks/pde_oracle.py --few-step``: even on the exact prior). This module learns
+the conditioning instead: the core :class:`sciddm.training.ResidualDiffusionModule` (a regression
+of the conditional mean ``mu(c)`` plus a conditional diffusion model of the residual, Mardani et
+al. 2025) whose condition ``c`` is what the regression baselines are fed,
+``[m_a a, m_a, m_u u, m_u]`` (:func:`.baselines.baseline_input`), drawn during training from random
+masks of the three problem kinds (only ``a``, only ``u`` or both observed) at ``density``. One
+model then answers forward, inverse and both-sparse problems, and since nothing is guided, every
+deterministic solver, optimised grid and distilled student of the core applies.
+
+What it gives up against DiffusionPDE: the PDE enters only through the training pairs (no
+residual term at sampling time), and only the observation patterns it was trained on are in
+distribution (point masks at ``density``; another density or sensors want another model).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sciddm.losses import DiffusionLoss
+from sciddm.process import Process
+from sciddm.training import ResidualDiffusionModule
+
+from .baselines import baseline_input, random_problem_masks
+from .data import FieldStats
+from .operators import FieldObservation
+from .solve import PDESolution
+
+__all__ = ["ConditionalPDEModule", "observation_condition", "solve_conditional"]
+
+
+class ConditionalPDEModule(ResidualDiffusionModule):
+    """Regression + residual diffusion of normalised ``[a, u]`` given zero-filled sparse observations.
+
+    Args:
+        net: the residual denoiser's network on 2 channels, with ``cond`` of 4 channels
+            (``UNetDenoiserNet(in_channels=2, cond_channels=4)``).
+        regression_net: ``net(c, t) -> mu`` from the 4 condition channels to the 2 fields
+            (``UNetDenoiserNet(in_channels=4, out_channels=2)``, called with ``t = 0``).
+        density: the observed fraction of the grid in training (DiffusionPDE's 3 % by default); each
+            training field is observed at this density on ``a`` only, ``u`` only or both, with
+            equal probability (:func:`.baselines.random_problem_masks`).
+        process, prediction, loss, lr, ...: as in :class:`sciddm.training.DiffusionModule`.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        regression_net: nn.Module,
+        process: Process,
+        density: float = 0.03,
+        prediction: str = "eps",
+        preconditioning: str | None = None,
+        sigma_data: float = 0.5,
+        loss: DiffusionLoss | None = None,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        sample_solver: str = "ddim",
+        sample_steps: int = 50,
+        sample_grid: str = "time",
+        val_num_samples: int = 0,
+        data_shape: list[int] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(net=net, regression_net=regression_net, process=process, prediction=prediction,
+                         preconditioning=preconditioning, sigma_data=sigma_data, loss=loss, lr=lr, betas=betas,
+                         weight_decay=weight_decay, warmup_steps=warmup_steps,
+                         sample_solver=sample_solver, sample_steps=sample_steps, sample_grid=sample_grid,
+                         val_num_samples=val_num_samples, data_shape=data_shape, seed=seed)
+        if not 0.0 < float(density) <= 1.0:
+            raise ValueError(f"density must be in (0, 1]; got {density!r}")
+        self.density = float(density)
+
+    def condition(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``[m_a a, m_a, m_u u, m_u]`` of normalised fields ``x0`` (B, 2, n, n) on random problem masks."""
+        if x0.ndim != 4 or x0.shape[1] != 2 or x0.shape[-1] != x0.shape[-2]:
+            raise ValueError(f"fields of shape {tuple(x0.shape)}: expected (B, 2, n, n) normalised [a, u]")
+        g = generator
+        if g is not None and g.device.type != "cpu":  # the masks are drawn on the CPU: a CPU stream of the same seed
+            g = torch.Generator().manual_seed(g.initial_seed())
+        masks = random_problem_masks(x0.shape[0], x0.shape[-1], self.density, g).to(x0.device)
+        return baseline_input(x0, masks.to(x0.dtype)).to(x0.dtype)
+
+
+def observation_condition(observation: FieldObservation, stats: FieldStats) -> Tensor:
+    """The model's condition ``(1, 4, n, n)`` for an observation in physical units."""
+    return baseline_input(observation.normalized(stats)[None], observation.mask[None])
+
+
+def solve_conditional(model: ConditionalPDEModule, stats: FieldStats, observation: FieldObservation, *,
+                      num_samples: int = 8, steps: int | None = None, solver: str | None = None, grid: Any = None,
+                      denoiser: Any = None, generator: torch.Generator | None = None,
+                      progress: bool = False) -> PDESolution:
+    """An ensemble of ``num_samples`` answers ``mu(c) + r`` to the observed problem, in physical units.
+
+    ``solver``, ``steps`` and ``grid`` default to the model's sampling settings (its ``sample_*``
+    hyper-parameters); ``denoiser`` replaces the residual denoiser (a distilled student, with its
+    ``grid``). Denoiser evaluations per member: ``steps`` for one-call solvers (Euler, DDIM,
+    DPM-Solver++(2M)), ``2 steps - 1`` for Heun.
+    """
+    if not isinstance(model, ResidualDiffusionModule):
+        raise ValueError(f"solve_conditional needs a conditional model (ConditionalPDEModule); got "
+                         f"{type(model).__name__}. A joint prior is sampled with solve_pde")
+    n = observation.resolution
+    shape = tuple(model.data_shape or ())
+    if shape != (2, n, n):
+        raise ValueError(f"the model answers fields of shape {shape}; the observation is on a {n}x{n} grid")
+    z = model.sample_given(observation_condition(observation, stats), num_samples, steps=steps, solver=solver,
+                           grid=grid, denoiser=denoiser, generator=generator, progress=progress)
+    return PDESolution(stats.denormalize(z.detach().double().cpu()))
