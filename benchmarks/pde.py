@@ -14,7 +14,11 @@ paper's problem; inverse: u at 3% of the image, u0 and u wanted), answered by
   paper's total guidance push over its 2000 steps, given in 50) or times a factor
   (``diffusionpde_x10``);
 * the core's posterior samplers DPS, DAPS and TDS on the same observation (core ``Mask``);
-* an FNO and a UNet regressor trained on the same data, fed the masked fields + masks.
+* an FNO and a UNet regressor trained on the same data, fed the masked fields + masks;
+* ``conditional``: the amortised conditional diffusion model ``experiments/pde/<prior>_cond.yaml``
+  (``sciddm.domains.pde.conditional``; fed what the regressors are fed, regression mean plus a
+  diffusion model of the residual, sampled with its default 18 Heun steps, 35 evaluations; not in
+  the default ``--methods``: it is a model of its own, trained by ``sciddm fit``).
 
     python -m benchmarks.pde                     # Darcy, ~12 min on 2 busy CPU cores with a cached prior
     python -m benchmarks.pde --pde poisson       # likewise; also helmholtz, burgers
@@ -50,6 +54,7 @@ import yaml
 from benchmarks.common import machine_info, usable_device, write_result
 from sciddm.datasets.pde import PDEDataConfig, generate_pde
 from sciddm.domains.pde import load_pairs
+from sciddm.domains.pde.conditional import solve_conditional
 from sciddm.domains.pde.baselines import FNO2d, UNetRegressor, baseline_input, random_problem_masks, train_regressor
 from sciddm.domains.pde.guidance import PAPER_STEPS, PAPER_WEIGHTS, GuidanceWeights, denoiser_calls
 from sciddm.domains.pde.residuals import pde_residual
@@ -198,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--core-steps", type=int, default=100, help="steps of DPS and TDS (one evaluation each; DAPS: 20 x 5)")
     p.add_argument("--baseline-steps", type=int, default=600)
     p.add_argument("--methods", default="diffusionpde,diffusionpde_nopde,dps,daps,tds,fno,unet")
+    p.add_argument("--conditional-model", default=None,
+                   help="cached conditional model of the 'conditional' method (default <prior>_cond, e.g. darcy32_cond)")
     p.add_argument("--problems", default=None, help="default forward,inverse (Burgers: sensors,inverse)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: leaves a core to training beside it)")
     p.add_argument("--prior", default=None,
@@ -257,8 +264,18 @@ def main(argv: list[str] | None = None) -> None:
                 diffusionpde_weights(pde, method, args.steps)
             except ValueError as e:
                 p.error(str(e))
-        elif method not in ("dps", "daps", "tds", "fno", "unet"):
-            p.error(f"unknown method {method!r}: diffusionpde[_nopde|_scaled|_x<factor>], dps, daps, tds, fno, unet")
+        elif method not in ("dps", "daps", "tds", "fno", "unet", "conditional"):
+            p.error(f"unknown method {method!r}: diffusionpde[_nopde|_scaled|_x<factor>], dps, daps, tds, fno, unet, "
+                    "conditional")
+    conditional = None
+    if "conditional" in methods:
+        cname = args.conditional_model or f"{name}_cond"
+        cckpt = latest_checkpoint(cname)
+        if cckpt is None or not (CACHE / cname / "normalization.json").is_file():
+            p.error(f"method conditional: no model under {CACHE / cname}; train it with `OMP_NUM_THREADS=1 sciddm fit "
+                    f"--config experiments/pde/{cname}.yaml` (or name another with --conditional-model)")
+        conditional = load_prior(cckpt, CACHE / cname / "normalization.json")
+        conditional[0].to(args.device)
     prior, stats = load_prior(_checkpoint(name), CACHE / name / "normalization.json")
     prior.to(args.device)
     test_path = generate_pde(CACHE / f"{pde}_{res}_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=res, seed=1))
@@ -286,6 +303,11 @@ def main(argv: list[str] | None = None) -> None:
                     with torch.no_grad():
                         z = baselines[method](baseline_input(obs.normalized(stats)[None].float(), obs.mask[None].float()))
                     samples, evals = stats.denormalize(z.double()), 0
+                elif method == "conditional":
+                    cmodel, cstats = conditional
+                    samples = solve_conditional(cmodel, cstats, obs, num_samples=args.members, generator=g).samples
+                    csteps = int(cmodel.hparams.sample_steps)  # Heun: no correction on the last step, to sigma = 0
+                    evals = 2 * csteps - 1 if cmodel.hparams.sample_solver == "heun" else csteps
                 elif method.startswith("diffusionpde"):
                     w = diffusionpde_weights(pde, method, args.steps)
                     samples = solve_pde(prior, stats, obs, pde=pde, method="diffusionpde", weights=w,

@@ -91,3 +91,11 @@ def test_unknown_method_is_refused_before_loading(method, capsys) -> None:
         pde.main(["--pde", "poisson", "--methods", method])
     assert info.value.code == 2
     assert "unknown" in capsys.readouterr().err
+
+
+def test_a_conditional_model_that_is_not_trained_is_refused_with_the_command_to_train_it(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        pde.main(["--pde", "poisson", "--methods", "unet,conditional", "--conditional-model", "poisson32_cond_missing"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "no model under" in err and "experiments/pde/poisson32_cond_missing.yaml" in err
