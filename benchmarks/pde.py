@@ -55,7 +55,7 @@ from benchmarks.common import machine_info, usable_device, write_result
 from sciddm.datasets.pde import PDEDataConfig, generate_pde
 from sciddm.domains.pde import load_pairs
 from sciddm.domains.pde.conditional import solve_conditional
-from sciddm.domains.pde.baselines import FNO2d, UNetRegressor, baseline_input, random_problem_masks, train_regressor
+from sciddm.domains.pde.baselines import FNO2d, UNetRegressor, baseline_input, sensor_problem_masks, train_regressor
 from sciddm.domains.pde.guidance import PAPER_STEPS, PAPER_WEIGHTS, GuidanceWeights, denoiser_calls
 from sciddm.domains.pde.residuals import pde_residual
 from sciddm.domains.pde.operators import FieldObservation, observe, sensor_mask
@@ -118,11 +118,7 @@ def _baseline(pde: str, kind: str, res: int, stats: Any, steps: int) -> torch.nn
 
 def _burgers_masks(batch: int, n: int, density: float, g: torch.Generator) -> torch.Tensor:
     """Half random point masks of the three kinds, half the sensor pattern (on u) of the benchmark."""
-    m = random_problem_masks(batch, n, density, g)
-    for i in range(batch // 2):
-        m[i] = 0.0
-        m[i, 1] = sensor_mask(n, SENSORS, generator=g)
-    return m
+    return sensor_problem_masks(batch, n, density, g, sensors=SENSORS)
 
 
 def _observation(truth: torch.Tensor, problem: str, case: int, density: float = DENSITY) -> FieldObservation:

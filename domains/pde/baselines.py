@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-__all__ = ["SpectralConv2d", "FNO2d", "UNetRegressor", "baseline_input", "random_problem_masks", "train_regressor"]
+__all__ = ["SpectralConv2d", "FNO2d", "UNetRegressor", "baseline_input", "random_problem_masks", "sensor_problem_masks",
+           "train_regressor"]
 
 
 class SpectralConv2d(nn.Module):
@@ -102,6 +103,20 @@ def random_problem_masks(batch: int, n: int, density: float, generator: torch.Ge
     m[kind == 0, 1] = 0.0
     m[kind == 1, 0] = 0.0
     return m.reshape(batch, 2, n, n)
+
+
+def sensor_problem_masks(batch: int, n: int, density: float, generator: torch.Generator | None = None, *,
+                         sensors: int = 5) -> Tensor:
+    """Masks (B, 2, n, n) for a space-time field (Burgers): the first half of the rows observe ``u`` at
+    ``sensors`` fixed positions at every time (DiffusionPDE's Burgers problem,
+    :func:`.operators.sensor_mask`), the rest are :func:`random_problem_masks` at ``density``."""
+    from .operators import sensor_mask
+
+    m = random_problem_masks(batch, n, density, generator)
+    for i in range(batch // 2):
+        m[i] = 0.0
+        m[i, 1] = sensor_mask(n, sensors, generator=generator)
+    return m
 
 
 def train_regressor(model: nn.Module, data: Tensor, *, density: float = 0.03, steps: int = 1000, batch_size: int = 32,

@@ -13,7 +13,8 @@ deterministic solver, optimised grid and distilled student of the core applies.
 
 What it gives up against DiffusionPDE: the PDE enters only through the training pairs (no
 residual term at sampling time), and only the observation patterns it was trained on are in
-distribution (point masks at ``density``; another density or sensors want another model).
+distribution (point masks at ``density``, and with ``sensors`` Burgers' fixed sensors; another
+density or pattern wants another model).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sciddm.losses import DiffusionLoss
 from sciddm.process import Process
 from sciddm.training import ResidualDiffusionModule
 
-from .baselines import baseline_input, random_problem_masks
+from .baselines import baseline_input, random_problem_masks, sensor_problem_masks
 from .data import FieldStats
 from .operators import FieldObservation
 from .solve import PDESolution
@@ -46,6 +47,9 @@ class ConditionalPDEModule(ResidualDiffusionModule):
         density: the observed fraction of the grid in training (DiffusionPDE's 3 % by default); each
             training field is observed at this density on ``a`` only, ``u`` only or both, with
             equal probability (:func:`.baselines.random_problem_masks`).
+        sensors: if > 0, half of each training batch observes ``u`` at this many fixed positions at
+            every time instead (Burgers' sensor problem, :func:`.baselines.sensor_problem_masks`, as
+            the regression baselines are trained for it); 0 (default): point masks only.
         process, prediction, loss, lr, ...: as in :class:`sciddm.training.DiffusionModule`.
     """
 
@@ -55,6 +59,7 @@ class ConditionalPDEModule(ResidualDiffusionModule):
         regression_net: nn.Module,
         process: Process,
         density: float = 0.03,
+        sensors: int = 0,
         prediction: str = "eps",
         preconditioning: str | None = None,
         sigma_data: float = 0.5,
@@ -77,16 +82,24 @@ class ConditionalPDEModule(ResidualDiffusionModule):
                          val_num_samples=val_num_samples, data_shape=data_shape, seed=seed)
         if not 0.0 < float(density) <= 1.0:
             raise ValueError(f"density must be in (0, 1]; got {density!r}")
+        if isinstance(sensors, bool) or not isinstance(sensors, int) or sensors < 0:
+            raise ValueError(f"sensors must be an integer >= 0; got {sensors!r}")
         self.density = float(density)
+        self.sensors = sensors
 
     def condition(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """``[m_a a, m_a, m_u u, m_u]`` of normalised fields ``x0`` (B, 2, n, n) on random problem masks."""
+        """``[m_a a, m_a, m_u u, m_u]`` of normalised fields ``x0`` (B, 2, n, n) on random problem masks
+        (and, with ``sensors``, sensor masks for half the batch)."""
         if x0.ndim != 4 or x0.shape[1] != 2 or x0.shape[-1] != x0.shape[-2]:
             raise ValueError(f"fields of shape {tuple(x0.shape)}: expected (B, 2, n, n) normalised [a, u]")
         g = generator
         if g is not None and g.device.type != "cpu":  # the masks are drawn on the CPU: a CPU stream of the same seed
             g = torch.Generator().manual_seed(g.initial_seed())
-        masks = random_problem_masks(x0.shape[0], x0.shape[-1], self.density, g).to(x0.device)
+        if self.sensors > 0:
+            masks = sensor_problem_masks(x0.shape[0], x0.shape[-1], self.density, g, sensors=self.sensors)
+        else:
+            masks = random_problem_masks(x0.shape[0], x0.shape[-1], self.density, g)
+        masks = masks.to(x0.device)
         return baseline_input(x0, masks.to(x0.dtype)).to(x0.dtype)
 
 

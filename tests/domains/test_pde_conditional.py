@@ -82,3 +82,18 @@ def test_solve_conditional_answers_in_physical_units_and_refuses_what_it_cannot_
     prior = DiffusionModule(tiny(2), VE(sigma_max=80.0), data_shape=[2, 16, 16])
     with pytest.raises(ValueError, match="conditional model"):
         solve_conditional(prior, stats, obs)
+
+
+def test_with_sensors_half_the_batch_observes_u_at_fixed_positions_at_every_time() -> None:
+    torch.manual_seed(0)
+    m = ConditionalPDEModule(tiny(2, cond=4), tiny(4, out=2), VE(sigma_max=80.0), density=0.05, sensors=3)
+    c = m.condition(torch.randn(10, 2, 16, 16), torch.Generator().manual_seed(0))
+    for i in range(5):  # sensors: no a, u on 3 whole rows (positions x, every time t)
+        assert float(c[i, 1].sum()) == 0.0
+        rows = c[i, 3].sum(dim=1)
+        assert sorted(rows.tolist()).count(16.0) == 3 and float(rows.sum()) == 48.0
+    k = round(0.05 * 256)
+    for i in range(5, 10):  # point masks of the three kinds
+        assert {float(c[i, 1].sum()), float(c[i, 3].sum())} <= {0.0, float(k)}
+    with pytest.raises(ValueError, match="sensors"):
+        ConditionalPDEModule(tiny(2, cond=4), tiny(4, out=2), VE(sigma_max=80.0), sensors=-1)
