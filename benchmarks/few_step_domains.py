@@ -1057,6 +1057,9 @@ def _panels(result: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]
             title = d[name].get("title", title)
             ref = d[name].get("reference", {}).get("metric")
             out.append((title, metric, clean(d[name]["rows"]), d[name]["full"]["metric"], ref))
+        if "crps" in d.get(name, {}).get("full", {}):  # a conditional model: its ensembles' CRPS beside the mean's error
+            rows = clean([{**r, "metric": r["crps"]} for r in d[name]["rows"]])
+            out.append((f"{title}: CRPS of u", "CRPS (normalised u)", rows, d[name]["full"]["crps"], None))
     return out
 
 

@@ -228,3 +228,14 @@ def test_markdown_adds_the_crps_table_and_verdicts_of_a_domain_that_has_them() -
     assert "- goal nfe4: best teacher Euler 0.2100 (+5.0 % vs allowed 10 %): **MET**" in text
     assert "- CRPS goal nfe4: best teacher Euler 0.1300 (+30.0 % vs allowed 10 %): **NOT MET**" in text
     assert "- CRPS goal nfe1: best teacher Euler 0.2000 (+100.0 % vs allowed 25 %): **NOT MET**" in text
+
+
+def test_a_domain_with_crps_gets_a_second_panel_drawn_from_its_crps() -> None:
+    from benchmarks.few_step_domains import _panels
+
+    rows = [{"method": "teacher Heun", "nfe": 35, "metric": 0.20, "crps": 0.10},
+            {"method": "teacher Euler", "nfe": 1, "metric": 0.21, "crps": 0.15}]
+    panels = _panels({"domains": {"pde_cond": {"title": "Darcy cond", "rows": rows,
+                                               "full": {"metric": 0.20, "crps": 0.10}}}})
+    assert [p[0] for p in panels] == ["Darcy cond", "Darcy cond: CRPS of u"]
+    assert [r["metric"] for r in panels[1][2]] == [0.10, 0.15] and panels[1][3] == 0.10
