@@ -464,6 +464,22 @@ def pde_domain(args: argparse.Namespace) -> dict[str, Any]:
             "students": students}
 
 
+def _pde_checkpoint(name: str, cases: int, flag: str, label: str, hint: str) -> tuple[Path, Path] | None:
+    """``(checkpoint, normalization.json)`` of the cached PDE model ``name``, or None after printing how to
+    train it. A case count the 16-pair test store cannot give is refused first, before anything loads."""
+    from benchmarks.pde import CACHE as PDE_CACHE, latest_checkpoint
+
+    if not 1 <= cases <= 16:
+        raise ValueError(f"{flag} {cases}: the test store has 16 pairs")
+    ckpt = latest_checkpoint(name)
+    stats_path = PDE_CACHE / name / "normalization.json"
+    if ckpt is None or not stats_path.is_file():
+        print(f"{label} skipped: no model under {PDE_CACHE / name}; train it with `OMP_NUM_THREADS=1 sciddm fit "
+              f"--config experiments/pde/{name}.yaml` ({hint})")
+        return None
+    return ckpt, stats_path
+
+
 def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
     """Darcy 64x64 forward problem with the GPU-trained prior and the DiffusionPDE sampler (the method
     of ``benchmarks/pde.py``, issue #5): relative L2 error of the ensemble-mean ``u`` against NFE.
@@ -474,21 +490,17 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
     ``50 / k``, which keeps the full run's total guidance push (the rule of the other guided rows; fixed,
     not tuned). No student: distilling this 2.5M-parameter prior takes hours on this CPU.
     """
-    from benchmarks.pde import CACHE as PDE_CACHE, _observation, latest_checkpoint
+    from benchmarks.pde import CACHE as PDE_CACHE, _observation
     from sciddm.datasets.pde import PDEDataConfig, generate_pde
     from sciddm.domains.pde import load_pairs
     from sciddm.domains.pde.guidance import PAPER_WEIGHTS, denoiser_calls
     from sciddm.domains.pde.solve import load_prior, solve_pde
 
     name, test_pairs = args.pde64_prior, 16
-    if not 1 <= args.pde64_cases <= test_pairs:  # before anything loads
-        raise ValueError(f"--pde64-cases {args.pde64_cases}: the test store has {test_pairs} pairs")
-    ckpt = latest_checkpoint(name)
-    stats_path = PDE_CACHE / name / "normalization.json"
-    if ckpt is None or not stats_path.is_file():
-        print(f"Darcy 64x64 skipped: no prior under {PDE_CACHE / name}; train it with `sciddm fit --config "
-              f"experiments/pde/{name}.yaml` (darcy64_large asks for a GPU)")
+    found = _pde_checkpoint(name, args.pde64_cases, "--pde64-cases", "Darcy 64x64", "darcy64_large asks for a GPU")
+    if found is None:
         return {"skipped": f"no checkpoint under {PDE_CACHE / name}"}
+    ckpt, stats_path = found
     prior, stats = load_prior(ckpt, stats_path)
     prior.requires_grad_(False)
     test, _ = load_pairs(generate_pde(PDE_CACHE / "darcy_64_test.zarr",
@@ -552,7 +564,7 @@ def pde_cond_domain(args: argparse.Namespace) -> dict[str, Any]:
     ``mu(c)`` at any step count, its spread does not. Goals are reported on both. Full = the model's
     Heun sampler (18 steps on the Karras grid, 35 evaluations).
     """
-    from benchmarks.pde import CACHE as PDE_CACHE, latest_checkpoint
+    from benchmarks.pde import CACHE as PDE_CACHE
     from sciddm.datasets.pde import PDEDataConfig, generate_pde
     from sciddm.domains.pde import FieldStats, load_pairs
     from sciddm.domains.pde.conditional import ConditionalPDEModule, observation_condition, solve_conditional
@@ -561,14 +573,10 @@ def pde_cond_domain(args: argparse.Namespace) -> dict[str, Any]:
     from sciddm.uq import crps, interval_coverage
 
     name, test_pairs = args.pde_cond_model, 16
-    if not 1 <= args.pde_cond_cases <= test_pairs:  # before anything loads
-        raise ValueError(f"--pde-cond-cases {args.pde_cond_cases}: the test store has {test_pairs} pairs")
-    ckpt = latest_checkpoint(name)
-    stats_path = PDE_CACHE / name / "normalization.json"
-    if ckpt is None or not stats_path.is_file():
-        print(f"Darcy conditional skipped: no model under {PDE_CACHE / name}; train it with `OMP_NUM_THREADS=1 "
-              f"sciddm fit --config experiments/pde/{name}.yaml` (about 20 minutes)")
+    found = _pde_checkpoint(name, args.pde_cond_cases, "--pde-cond-cases", "Darcy conditional", "about 20 minutes")
+    if found is None:
         return {"skipped": f"no checkpoint under {PDE_CACHE / name}"}
+    ckpt, stats_path = found
     model = load_model(ckpt).eval().requires_grad_(False)
     if not isinstance(model, ConditionalPDEModule):
         raise ValueError(f"{ckpt} holds a {type(model).__name__}, not a ConditionalPDEModule")
