@@ -78,6 +78,7 @@ from typing import Any, Callable, Iterable, Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
+import yaml
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -553,8 +554,9 @@ def pde64_domain(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def pde_cond_domain(args: argparse.Namespace) -> dict[str, Any]:
-    """Darcy 32x32 forward problem with the amortised conditional model of
-    ``experiments/pde/darcy32_cond.yaml`` (:mod:`sciddm.domains.pde.conditional`): the observation is
+    """Darcy forward problem with the amortised conditional model of ``experiments/pde/<name>.yaml``
+    (``--pde-cond-model``, default ``darcy32_cond``; ``darcy64_cond`` on the 64x64 grid, the grid and the
+    training store read from the model and its config; :mod:`sciddm.domains.pde.conditional`): the observation is
     the network's condition, so nothing is guided and the ODE solvers, optimised grids and a
     progressive student apply as for the atmosphere's CorrDiff-style model.
 
@@ -581,12 +583,15 @@ def pde_cond_domain(args: argparse.Namespace) -> dict[str, Any]:
     if not isinstance(model, ConditionalPDEModule):
         raise ValueError(f"{ckpt} holds a {type(model).__name__}, not a ConditionalPDEModule")
     stats = FieldStats.from_json(stats_path)
-    test, _ = load_pairs(generate_pde(PDE_CACHE / "darcy_32_test.zarr",
-                                      PDEDataConfig("darcy", num_samples=test_pairs, resolution=32, seed=1)))
+    n = int(model.data_shape[-1])
+    config = yaml.safe_load((ROOT.parent / "experiments" / "pde" / f"{name}.yaml").read_text())
+    train_store = Path(config["data"]["init_args"]["path"])
+    test, _ = load_pairs(generate_pde(PDE_CACHE / f"darcy_{n}_test.zarr",
+                                      PDEDataConfig("darcy", num_samples=test_pairs, resolution=n, seed=1)))
     cases = [test[c].double() for c in range(args.pde_cond_cases)]
     obs = [make_observation(t, "forward", 0.03, generator=torch.Generator().manual_seed(100 + c))
            for c, t in enumerate(cases)]  # the pde domain's (and benchmarks/pde.py's) observations
-    train, _ = load_pairs(PDE_CACHE / "darcy_32.zarr")
+    train, _ = load_pairs(train_store if train_store.is_absolute() else ROOT.parent / train_store)
     train = train[:-100].double()  # the data module's training split (its last 100 pairs validate)
     rel = lambda u, t: float((u - t[1]).norm() / t[1].norm())  # noqa: E731
     mean_u = train[:, 1].mean(0)
@@ -628,7 +633,7 @@ def pde_cond_domain(args: argparse.Namespace) -> dict[str, Any]:
     pick = torch.randperm(data.shape[0], generator=g)[: args.fit_noises]
     with torch.no_grad():
         c_fit = model.condition(data[pick], g)
-    z_fit = model.process.prior_sample((args.fit_noises, 2, 32, 32), generator=g)
+    z_fit = model.process.prior_sample((args.fit_noises, 2, n, n), generator=g)
     grid_path = STUDENTS / f"{name}_fit{args.fine_steps}x{args.fit_noises}.ckpt"
     for k in [k for k in args.nfes if 1 < k <= 8]:
         grid = cached_grid(grid_path, model, z_fit, "dpmpp_2m", k, args, cond={"cond": c_fit})
@@ -636,9 +641,9 @@ def pde_cond_domain(args: argparse.Namespace) -> dict[str, Any]:
 
     students: dict[str, Any] = {}
     if args.pde_cond_student:
-        # the residual model's training pairs: each training field under two random problem masks
+        # the residual model's training pairs: each training field (the first 1000) under two random problem masks
         with torch.no_grad():
-            fields = torch.cat([data, data])
+            fields = torch.cat([data[:1000], data[:1000]])
             c_all = model.condition(fields, torch.Generator().manual_seed(args.seed + 1))
             mu_all = torch.cat([model.regress(c) for c in c_all.split(128)])
         cfg = dict(start_steps=16, round_steps=args.pde_cond_round_steps, base_grid="karras", lr=args.student_lr,
@@ -647,13 +652,13 @@ def pde_cond_domain(args: argparse.Namespace) -> dict[str, Any]:
         saved = progressive_student(model, {"x": fields - mu_all, "cond": c_all},
                                     cache=STUDENTS / f"{name}_pd16_r{args.pde_cond_round_steps}.pt", **cfg)
         template = build_progressive(model, start_steps=16, round_steps=args.pde_cond_round_steps, base_grid="karras",
-                                     lr=args.student_lr, seed=args.seed, data_shape=[2, 32, 32])
+                                     lr=args.student_lr, seed=args.seed, data_shape=[2, n, n])
         students["progressive"] = {"train_s": saved["train_s"], **saved["config"]}
         for k in sorted(saved["states"]):
             den, grid = student_at(template, saved["states"][k])
             add("progressive student (DDIM)", k, "ddim", k, grid=grid, denoiser=den)
     bar.close()
-    title = f"Darcy 32x32 forward, amortised conditional model ({name})"
+    title = f"Darcy {n}x{n} forward, amortised conditional model ({name})"
     full = next(r["metric"] for r in rows if r["nfe"] == full_nfe and r["method"] == "teacher Heun, karras grid")
     report = goal_report(rows, full)
     print_rows(title, "u rel. L2", rows, full, report)
