@@ -125,13 +125,11 @@ class CorrDiffModule(ResidualDiffusionModule):
         return self.upsampled_coarse(x0, generator)
 
 
-def _condition(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
-    """``(c, mu(c))`` for one coarse field ``(C, h, w)``: its bicubic upsampling and the regression mean."""
+def _upsampled(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int]) -> Tensor:
+    """The model's condition ``c`` (1, C, H, W) for one coarse field ``(C, h, w)``: its bicubic upsampling."""
     if coarse.ndim != 3:
         raise ValueError(f"coarse must be one field (C, h, w); got {tuple(coarse.shape)}")
-    model.eval()
-    c = bicubic(coarse[None].to(next(model.parameters()).dtype), shape)
-    return c, model.regress(c)
+    return bicubic(coarse[None].to(next(model.parameters()).dtype), shape)
 
 
 @torch.no_grad()
@@ -146,10 +144,7 @@ def corrdiff_sample(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, int
     few-step student distilled from it (:class:`sciddm.distill.DistillationModule` with the
     CorrDiff model as teacher, sampled on its own grid): it must take ``cond=`` like the model's.
     """
-    if coarse.ndim != 3:
-        raise ValueError(f"coarse must be one field (C, h, w); got {tuple(coarse.shape)}")
-    c = bicubic(coarse[None].to(next(model.parameters()).dtype), shape)
-    return model.sample_given(c, num_samples, steps=steps, solver=solver, grid=grid, denoiser=denoiser,
+    return model.sample_given(_upsampled(model, coarse, shape), num_samples, steps=steps, solver=solver, grid=grid, denoiser=denoiser,
                               generator=generator, progress=progress)
 
 
@@ -174,7 +169,9 @@ def corrdiff_posterior(model: CorrDiffModule, coarse: Tensor, shape: tuple[int, 
     if not getattr(operator, "linear", False):
         raise ValueError(f"corrdiff_posterior shifts the observation by A mu(c) and needs a linear operator; got "
                          f"{type(operator).__name__}")
-    c, mu = _condition(model, coarse, shape)
+    model.eval()
+    c = _upsampled(model, coarse, shape)
+    mu = model.regress(c)
     residual_denoiser = model.denoiser if denoiser is None else denoiser
 
     def conditioned(x: Tensor, t: Tensor) -> Tensor:

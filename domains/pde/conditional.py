@@ -99,8 +99,7 @@ class ConditionalPDEModule(ResidualDiffusionModule):
             masks = sensor_problem_masks(x0.shape[0], x0.shape[-1], self.density, g, sensors=self.sensors)
         else:
             masks = random_problem_masks(x0.shape[0], x0.shape[-1], self.density, g)
-        masks = masks.to(x0.device)
-        return baseline_input(x0, masks.to(x0.dtype)).to(x0.dtype)
+        return baseline_input(x0, masks.to(x0.device, x0.dtype)).to(x0.dtype)
 
 
 def observation_condition(observation: FieldObservation, stats: FieldStats) -> Tensor:
