@@ -49,6 +49,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from sciddm.process import VE, Process
+from sciddm.sampling.grids import karras_levels
 
 from .data import FieldStats
 from .operators import FieldObservation
@@ -128,9 +129,7 @@ def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
         raise ValueError(f"steps must be an integer >= 2; got {steps!r}")
     if not 0 < sigma_min < sigma_max:
         raise ValueError(f"need 0 < sigma_min < sigma_max; got {sigma_min}, {sigma_max}")
-    i = torch.arange(steps, dtype=torch.float64)
-    s = (sigma_max ** (1 / rho) + i / (steps - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
-    return torch.cat([s, torch.zeros(1, dtype=torch.float64)])
+    return torch.cat([karras_levels(sigma_max, sigma_min, steps, rho), torch.zeros(1, dtype=torch.float64)])
 
 
 def denoiser_calls(steps: int, solver: str = "heun") -> int:

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..process import Process
 
-__all__ = ["GRIDS", "make_grid", "time_grid", "logsnr_grid", "karras_grid"]
+__all__ = ["GRIDS", "make_grid", "time_grid", "logsnr_grid", "karras_grid", "karras_levels"]
 
 #: Smallest effective noise level ``sigma/alpha`` a grid visits before the final jump to 0
 #: (EDM's sigma_min).
@@ -58,14 +58,19 @@ def logsnr_grid(process: Process, steps: int, *, sigma_min: float | None = None)
     return _finish(process.t_of_logsnr(lam))
 
 
+def karras_levels(sigma_max: float, sigma_min: float, count: int, rho: float = 7.0) -> Tensor:
+    """EDM's noise levels (Karras et al. 2022, eq. 5): ``count`` float64 values from ``sigma_max`` down to
+    ``sigma_min``, uniform in ``sigma^(1/rho)``."""
+    ramp = torch.linspace(0, 1, count, dtype=torch.float64)
+    return (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+
+
 def karras_grid(process: Process, steps: int, *, rho: float = 7.0, sigma_min: float | None = None) -> Tensor:
     """EDM's grid (Karras et al. 2022, eq. 5): uniform in ``sigma_eff^(1/rho)``."""
     t_min, t_max = _t_bounds(process, sigma_min)
     s_max = float(process.sigma_eff(torch.tensor(t_max, dtype=torch.float64)))
     s_min = float(process.sigma_eff(torch.tensor(t_min, dtype=torch.float64)))
-    ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
-    sig = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
-    return _finish(process.t_of_sigma_eff(sig))
+    return _finish(process.t_of_sigma_eff(karras_levels(s_max, s_min, steps, rho)))
 
 
 GRIDS = {"time": time_grid, "logsnr": logsnr_grid, "karras": karras_grid}

@@ -33,6 +33,15 @@ def test_karras_sigmas() -> None:
     s = karras_sigmas(5)
     assert s.shape == (6,) and s[0] == 80.0 and abs(float(s[4]) - 0.002) < 1e-12 and s[5] == 0
     assert torch.all(s[1:] < s[:-1])
+    # EDM eq. 5 written out, and the core's Karras grid of the VE process at the same levels
+    i = torch.arange(5, dtype=torch.float64)
+    eq5 = (80.0 ** (1 / 7) + i / 4 * (0.002 ** (1 / 7) - 80.0 ** (1 / 7))) ** 7
+    torch.testing.assert_close(s[:5], eq5, rtol=1e-13, atol=0)
+    from sciddm.sampling import make_grid
+
+    ve = VE(sigma_max=80.0)
+    core = ve.sigma(make_grid(ve, 5, "karras", sigma_min=0.002))
+    torch.testing.assert_close(core.double(), s, rtol=1e-10, atol=1e-12)
 
 
 def test_observation_guidance_reduces_observation_error() -> None:
