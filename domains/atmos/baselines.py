@@ -20,7 +20,6 @@ import torch
 from torch import Tensor, nn
 
 from sciddm.inverse import CoarseGrain
-from sciddm.losses import DiffusionLoss
 from sciddm.process import Process
 from sciddm.training import ResidualDiffusionModule
 
@@ -73,36 +72,13 @@ class CorrDiffModule(ResidualDiffusionModule):
             then the regression can learn a sharp, deconvolution-like map that amplifies
             observation noise (measured at 64x64/x8: RMSE 0.075 from exact block means, 0.28
             from block means with noise of 5 % of the std; docs/atmos.md).
-        process, prediction, loss, lr, ...: as in :class:`DiffusionModule` (for the residual).
+        kwargs: ``prediction``, ``loss``, ``lr``, ``sample_*``, ...: as in
+            :class:`sciddm.training.ResidualDiffusionModule` (for the residual model).
     """
 
-    def __init__(
-        self,
-        net: nn.Module,
-        regression_net: nn.Module,
-        process: Process,
-        factor: int = 8,
-        coarse_noise: float = 0.0,
-        prediction: str = "eps",
-        preconditioning: str | None = None,
-        sigma_data: float = 0.5,
-        loss: DiffusionLoss | None = None,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        weight_decay: float = 0.0,
-        warmup_steps: int = 0,
-        sample_solver: str = "ddim",
-        sample_steps: int = 50,
-        sample_grid: str = "time",
-        val_num_samples: int = 0,
-        data_shape: list[int] | None = None,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(net=net, regression_net=regression_net, process=process, prediction=prediction,
-                         preconditioning=preconditioning, sigma_data=sigma_data, loss=loss, lr=lr, betas=betas,
-                         weight_decay=weight_decay, warmup_steps=warmup_steps,
-                         sample_solver=sample_solver, sample_steps=sample_steps, sample_grid=sample_grid,
-                         val_num_samples=val_num_samples, data_shape=data_shape, seed=seed)
+    def __init__(self, net: nn.Module, regression_net: nn.Module, process: Process, factor: int = 8,
+                 coarse_noise: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(net=net, regression_net=regression_net, process=process, **kwargs)
         if not isinstance(factor, int) or factor < 1:
             raise ValueError(f"factor must be an integer >= 1; got {factor!r}")
         if not coarse_noise >= 0:

@@ -24,7 +24,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sciddm.losses import DiffusionLoss
 from sciddm.process import Process
 from sciddm.training import ResidualDiffusionModule
 
@@ -50,36 +49,13 @@ class ConditionalPDEModule(ResidualDiffusionModule):
         sensors: if > 0, half of each training batch observes ``u`` at this many fixed positions at
             every time instead (Burgers' sensor problem, :func:`.baselines.sensor_problem_masks`, as
             the regression baselines are trained for it); 0 (default): point masks only.
-        process, prediction, loss, lr, ...: as in :class:`sciddm.training.DiffusionModule`.
+        kwargs: ``prediction``, ``loss``, ``lr``, ``sample_*``, ...: as in
+            :class:`sciddm.training.ResidualDiffusionModule` (for the residual model).
     """
 
-    def __init__(
-        self,
-        net: nn.Module,
-        regression_net: nn.Module,
-        process: Process,
-        density: float = 0.03,
-        sensors: int = 0,
-        prediction: str = "eps",
-        preconditioning: str | None = None,
-        sigma_data: float = 0.5,
-        loss: DiffusionLoss | None = None,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        weight_decay: float = 0.0,
-        warmup_steps: int = 0,
-        sample_solver: str = "ddim",
-        sample_steps: int = 50,
-        sample_grid: str = "time",
-        val_num_samples: int = 0,
-        data_shape: list[int] | None = None,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(net=net, regression_net=regression_net, process=process, prediction=prediction,
-                         preconditioning=preconditioning, sigma_data=sigma_data, loss=loss, lr=lr, betas=betas,
-                         weight_decay=weight_decay, warmup_steps=warmup_steps,
-                         sample_solver=sample_solver, sample_steps=sample_steps, sample_grid=sample_grid,
-                         val_num_samples=val_num_samples, data_shape=data_shape, seed=seed)
+    def __init__(self, net: nn.Module, regression_net: nn.Module, process: Process, density: float = 0.03,
+                 sensors: int = 0, **kwargs: Any) -> None:
+        super().__init__(net=net, regression_net=regression_net, process=process, **kwargs)
         if not 0.0 < float(density) <= 1.0:
             raise ValueError(f"density must be in (0, 1]; got {density!r}")
         if isinstance(sensors, bool) or not isinstance(sensors, int) or sensors < 0:
