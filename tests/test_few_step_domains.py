@@ -187,30 +187,24 @@ def test_update_keeps_the_other_domains_and_their_provenance(tmp_path, monkeypat
     assert [u["domains"] for u in stored["updates"]] == ["atmos", "pde"]
 
 
-def test_pde64_domain_without_its_cached_prior_says_how_to_make_it(capsys) -> None:
+@pytest.mark.parametrize("domain, model_key, cases_key, flag, name", [
+    ("pde64_domain", "pde64_prior", "pde64_cases", "--pde64-cases", "darcy64_large"),
+    ("pde_cond_domain", "pde_cond_model", "pde_cond_cases", "--pde-cond-cases", "darcy32_cond"),
+])
+def test_a_pde_domain_refuses_bad_case_counts_and_without_its_model_says_how_to_make_it(
+        domain, model_key, cases_key, flag, name, capsys) -> None:
     import argparse
 
-    from benchmarks.few_step_domains import pde64_domain
+    import benchmarks.few_step_domains as fsd
 
+    run = getattr(fsd, domain)
     for cases in (0, 17):
-        with pytest.raises(ValueError, match=f"--pde64-cases {cases}: the test store has 16 pairs"):
-            pde64_domain(argparse.Namespace(pde64_prior="darcy64_large", pde64_cases=cases))
-    out = pde64_domain(argparse.Namespace(pde64_prior="darcy64_not_trained", pde64_cases=6))
-    assert out["skipped"].startswith("no checkpoint") and "darcy64_not_trained" in out["skipped"]
-    assert "experiments/pde/darcy64_not_trained.yaml" in capsys.readouterr().out
-
-
-def test_pde_cond_domain_without_its_cached_model_says_how_to_make_it(capsys) -> None:
-    import argparse
-
-    from benchmarks.few_step_domains import pde_cond_domain
-
-    for cases in (0, 17):
-        with pytest.raises(ValueError, match=f"--pde-cond-cases {cases}: the test store has 16 pairs"):
-            pde_cond_domain(argparse.Namespace(pde_cond_model="darcy32_cond", pde_cond_cases=cases))
-    out = pde_cond_domain(argparse.Namespace(pde_cond_model="darcy32_cond_not_trained", pde_cond_cases=4))
-    assert out["skipped"].startswith("no checkpoint") and "darcy32_cond_not_trained" in out["skipped"]
-    assert "experiments/pde/darcy32_cond_not_trained.yaml" in capsys.readouterr().out
+        with pytest.raises(ValueError, match=f"{flag} {cases}: the test store has 16 pairs"):
+            run(argparse.Namespace(**{model_key: name, cases_key: cases}))
+    missing = f"{name}_not_trained"
+    out = run(argparse.Namespace(**{model_key: missing, cases_key: 4}))
+    assert out["skipped"].startswith("no checkpoint") and missing in out["skipped"]
+    assert f"experiments/pde/{missing}.yaml" in capsys.readouterr().out
 
 
 def test_markdown_adds_the_crps_table_and_verdicts_of_a_domain_that_has_them() -> None:
