@@ -98,15 +98,18 @@ def _checkpoint(name: str) -> Path:
     return ckpt
 
 
-def _baseline(pde: str, kind: str, res: int, stats: Any, steps: int) -> torch.nn.Module:
-    """The FNO or UNet regressor, cached per PDE, grid and step count; if missing, trained on the
-    ``<pde>_<res>.zarr`` store normalised with the prior's ``stats``."""
-    path = CACHE / f"{pde}{res}_{kind}_{steps}.pt"
+def _baseline(pde: str, kind: str, res: int, stats: Any, steps: int, store: str | None = None) -> torch.nn.Module:
+    """The FNO or UNet regressor, cached per PDE, grid, step count and training store; if missing,
+    trained on the ``<pde>_<res>.zarr`` store (or ``store``, e.g. ``darcy_64_large``) normalised with
+    the prior's ``stats``."""
+    default = f"{pde}_{res}"
+    store = store or default
+    path = CACHE / (f"{pde}{res}_{kind}_{steps}.pt" if store == default else f"{store}_{kind}_{steps}.pt")
     model = FNO2d() if kind == "fno" else UNetRegressor()
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
-    train, _ = load_pairs(CACHE / f"{pde}_{res}.zarr")
+    train, _ = load_pairs(CACHE / f"{store}.zarr")
     train = stats.normalize(train[:-100].double()).float()
     t0 = time.time()
     masks = _burgers_masks if pde == "burgers" else None  # train on the patterns it is tested on
@@ -198,6 +201,9 @@ def main(argv: list[str] | None = None) -> None:
                         "step); euler writes pde_<tag>_euler<steps>.json")
     p.add_argument("--core-steps", type=int, default=100, help="steps of DPS and TDS (one evaluation each; DAPS: 20 x 5)")
     p.add_argument("--baseline-steps", type=int, default=600)
+    p.add_argument("--baseline-data", default=None,
+                   help="training store of the regressors under benchmarks/cache/pde (default <pde>_<resolution>, "
+                        "e.g. darcy_64_large for the pairs the large prior was trained on)")
     p.add_argument("--methods", default="diffusionpde,diffusionpde_nopde,dps,daps,tds,fno,unet")
     p.add_argument("--conditional-model", default=None,
                    help="cached conditional model of the 'conditional' method (default <prior>_cond, e.g. darcy32_cond)")
@@ -263,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
         elif method not in ("dps", "daps", "tds", "fno", "unet", "conditional"):
             p.error(f"unknown method {method!r}: diffusionpde[_nopde|_scaled|_x<factor>], dps, daps, tds, fno, unet, "
                     "conditional")
+    if args.baseline_data is not None and not (CACHE / f"{args.baseline_data}.zarr").exists():
+        p.error(f"--baseline-data {args.baseline_data}: no store {CACHE / (args.baseline_data + '.zarr')}")
     conditional = None
     if "conditional" in methods:
         cname = args.conditional_model or f"{name}_cond"
@@ -282,12 +290,14 @@ def main(argv: list[str] | None = None) -> None:
         rows = [r for r in old["rows"] if not (r["method"] in methods and r["problem"] in problems and r["case"] < args.cases)]
     result = {"pde": pde, "resolution": res, "density": args.density, "members": args.members, "cases": args.cases,
               "diffusionpde_steps": args.steps, "diffusionpde_solver": args.solver, "paper_weights": vars(PAPER_WEIGHTS[pde]),
-              "baseline_steps": args.baseline_steps, "core_steps": args.core_steps, "threads": args.threads,
+              "baseline_steps": args.baseline_steps, "baseline_data": args.baseline_data or f"{pde}_{res}",
+              "core_steps": args.core_steps, "threads": args.threads,
               "guidance_units": "DiffusionPDE's residual and state units (paper_residual_scale, PAPER_STATE_SCALE)",
               "paper_reference": PAPER, "machine": machine_info(), "rows": rows, "prior": name,
               "device": str(args.device)}
     result["scaled_factor"] = PAPER_STEPS / args.steps
-    baselines = {k: _baseline(pde, k, res, stats, args.baseline_steps) for k in ("fno", "unet") if k in methods}
+    baselines = {k: _baseline(pde, k, res, stats, args.baseline_steps, args.baseline_data)
+                 for k in ("fno", "unet") if k in methods}
     for case in range(args.cases):
         truth = test[case].double()
         for problem in problems:

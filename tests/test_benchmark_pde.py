@@ -99,3 +99,10 @@ def test_a_conditional_model_that_is_not_trained_is_refused_with_the_command_to_
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "no model under" in err and "experiments/pde/poisson32_cond_missing.yaml" in err
+
+
+def test_a_regressor_training_store_that_does_not_exist_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        pde.main(["--pde", "poisson", "--methods", "unet", "--baseline-data", "poisson_32_missing"])
+    assert info.value.code == 2
+    assert "no store" in capsys.readouterr().err
