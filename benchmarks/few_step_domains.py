@@ -22,8 +22,9 @@ the cached teacher and cached under ``benchmarks/cache/few_step/``), with wall s
    DiffusionPDE sampler of ``benchmarks/pde.py`` (full = 50 Heun steps, 99 calls; Heun with fewer
    steps, Euler with the paper's weights and with them times 50 / steps; no student), where the metric
    responds to the sampler, as it hardly does at 32x32.
-   ``--domains pde_cond``: the same 32x32 forward problem answered by the amortised conditional
-   model of ``experiments/pde/darcy32_cond.yaml`` (the observation is its condition; nothing is
+   ``--domains pde_cond``: the same forward problem answered by the amortised conditional model of
+   ``experiments/pde/darcy32_cond.yaml`` (``--pde-cond-model darcy64_cond``: the 64x64 one, its grid
+   and training store read from the model and its config; the observation is its condition, nothing is
    guided): Heun, Euler and DPM-Solver++(2M) on the Karras grid, DPM-Solver++(2M) on optimised
    grids, a progressive student of the residual model; ``--pde-cond-cases`` test pairs (all 16 by
    default) x ``--pde-cond-members``; beside the relative error the fair CRPS of ``u`` and the 90 %
@@ -1152,6 +1153,7 @@ def markdown(result: dict[str, Any]) -> str:
                for name in ("pde", "pde64", "pde_cond", "atmos", "atmos_corrdiff", "atmos_corrdiff_fused",
                             "timeseries")
                if "rows" in d.get(name, {})]
+
     def verdicts(goals: dict[str, Any], label: str = "goal") -> None:
         for k, v in goals.items():
             if "best_method" in v and v.get("gap") is not None:
