@@ -643,20 +643,12 @@ def pde_cond_domain(args: argparse.Namespace) -> dict[str, Any]:
     students: dict[str, Any] = {}
     if args.pde_cond_student:
         # the residual model's training pairs: each training field (the first 1000) under two random problem masks
+        fields = torch.cat([data[:1000], data[:1000]])
         with torch.no_grad():
-            fields = torch.cat([data[:1000], data[:1000]])
             c_all = model.condition(fields, torch.Generator().manual_seed(args.seed + 1))
-            mu_all = torch.cat([model.regress(c) for c in c_all.split(128)])
-        cfg = dict(start_steps=16, round_steps=args.pde_cond_round_steps, base_grid="karras", lr=args.student_lr,
-                   batch=32, seed=args.seed)
-        print(f"Darcy conditional progressive student ({cfg}) ...", flush=True)
-        saved = progressive_student(model, {"x": fields - mu_all, "cond": c_all},
-                                    cache=STUDENTS / f"{name}_pd16_r{args.pde_cond_round_steps}.pt", **cfg)
-        template = build_progressive(model, start_steps=16, round_steps=args.pde_cond_round_steps, base_grid="karras",
-                                     lr=args.student_lr, seed=args.seed, data_shape=[2, n, n])
-        students["progressive"] = {"train_s": saved["train_s"], **saved["config"]}
-        for k in sorted(saved["states"]):
-            den, grid = student_at(template, saved["states"][k])
+        students, rounds = residual_student(model, fields, c_all, name, args.pde_cond_round_steps, 32, args,
+                                            "Darcy conditional")
+        for k, den, grid in rounds:
             add("progressive student (DDIM)", k, "ddim", k, grid=grid, denoiser=den)
     bar.close()
     title = f"Darcy {n}x{n} forward, amortised conditional model ({name})"
@@ -843,19 +835,20 @@ def _corrdiff_setup(args: argparse.Namespace) -> dict[str, Any]:
             "times": [str(times[i])[:10] for i in picks], "shape": tuple(fields.shape[-2:])}
 
 
-def _corrdiff_student(ctx: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], list[tuple[int, Any, Tensor]]]:
-    """Progressive student of the residual model (16 -> 1 DDIM steps, Karras base grid), cached:
-    ``({"progressive": training info}, [(steps, denoiser, grid) of every round])``."""
-    model, fields, c_all = ctx["model"], ctx["fields"], ctx["c_all"]
+def residual_student(model: Any, fields: Tensor, conds: Tensor, name: str, round_steps: int, batch: int,
+                     args: argparse.Namespace, label: str) -> tuple[dict[str, Any], list[tuple[int, Any, Tensor]]]:
+    """Progressive student of a :class:`sciddm.training.ResidualDiffusionModule`'s residual model (16 -> 1
+    DDIM steps, Karras base grid), distilled on its training pairs ``(fields - mu(c), c)``; cached as
+    ``<name>_pd16_r<round_steps>.pt``: ``({"progressive": training info}, [(steps, denoiser, grid) of every
+    round])``."""
     with torch.no_grad():
-        mu_all = torch.cat([model.regress(c) for c in c_all.split(64)])
-    data = {"x": fields - mu_all, "cond": c_all}  # the residual model's training pairs
-    cfg = dict(start_steps=16, round_steps=args.corrdiff_round_steps, base_grid="karras", lr=args.student_lr,
-               batch=8, seed=args.seed)
-    print(f"CorrDiff progressive student ({cfg}) ...", flush=True)
-    saved = progressive_student(model, data, cache=STUDENTS / f"{ctx['name']}_pd16_r{args.corrdiff_round_steps}.pt",
-                                **cfg)
-    template = build_progressive(model, start_steps=16, round_steps=args.corrdiff_round_steps, base_grid="karras",
+        mu_all = torch.cat([model.regress(c) for c in conds.split(64)])
+    cfg = dict(start_steps=16, round_steps=round_steps, base_grid="karras", lr=args.student_lr, batch=batch,
+               seed=args.seed)
+    print(f"{label} progressive student ({cfg}) ...", flush=True)
+    saved = progressive_student(model, {"x": fields - mu_all, "cond": conds},
+                                cache=STUDENTS / f"{name}_pd16_r{round_steps}.pt", **cfg)
+    template = build_progressive(model, start_steps=16, round_steps=round_steps, base_grid="karras",
                                  lr=args.student_lr, seed=args.seed, data_shape=list(fields.shape[1:]))
     rounds = [(k, *student_at(template, saved["states"][k])) for k in sorted(saved["states"])]
     return {"progressive": {"train_s": saved["train_s"], **saved["config"]}}, rounds
@@ -931,7 +924,8 @@ def corrdiff_domain(args: argparse.Namespace) -> dict[str, Any]:
 
     students: dict[str, Any] = {}
     if args.corrdiff_student:
-        students, rounds = _corrdiff_student(ctx, args)
+        students, rounds = residual_student(ctx["model"], ctx["fields"], ctx["c_all"], ctx["name"],
+                                            args.corrdiff_round_steps, 8, args, "CorrDiff")
         for k, den, grid in rounds:
             add("progressive student (DDIM)", k, "ddim", k, grid=grid, denoiser=den)
     bar.close()
@@ -977,7 +971,8 @@ def corrdiff_fused_domain(args: argparse.Namespace) -> dict[str, Any]:
         add(f"teacher DPS on stations, {scaled}", k, k, step=zeta * full_steps / k)
     students: dict[str, Any] = {}
     if args.corrdiff_student:
-        students, rounds = _corrdiff_student(ctx, args)
+        students, rounds = residual_student(ctx["model"], ctx["fields"], ctx["c_all"], ctx["name"],
+                                            args.corrdiff_round_steps, 8, args, "CorrDiff")
         for k, den, grid in rounds:
             add("progressive student, DPS on stations", k, k, grid=grid, denoiser=den)
         for k, den, grid in rounds:

@@ -54,8 +54,8 @@ import yaml
 from benchmarks.common import machine_info, usable_device, write_result
 from sciddm.datasets.pde import PDEDataConfig, generate_pde
 from sciddm.domains.pde import load_pairs
-from sciddm.domains.pde.conditional import solve_conditional
-from sciddm.domains.pde.baselines import FNO2d, UNetRegressor, baseline_input, sensor_problem_masks, train_regressor
+from sciddm.domains.pde.baselines import FNO2d, UNetRegressor, sensor_problem_masks, train_regressor
+from sciddm.domains.pde.conditional import observation_condition, solve_conditional
 from sciddm.domains.pde.guidance import PAPER_STEPS, PAPER_WEIGHTS, GuidanceWeights, denoiser_calls
 from sciddm.domains.pde.residuals import pde_residual
 from sciddm.domains.pde.operators import FieldObservation, observe, sensor_mask
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
                 t0 = time.time()
                 if method in baselines:
                     with torch.no_grad():
-                        z = baselines[method](baseline_input(obs.normalized(stats)[None].float(), obs.mask[None].float()))
+                        z = baselines[method](observation_condition(obs, stats))
                     samples, evals = stats.denormalize(z.double()), 0
                 elif method == "conditional":
                     cmodel, cstats = conditional
