@@ -18,7 +18,9 @@ paper's problem; inverse: u at 3% of the image, u0 and u wanted), answered by
 * ``conditional``: the amortised conditional diffusion model ``experiments/pde/<prior>_cond.yaml``
   (``sciddm.domains.pde.conditional``; fed what the regressors are fed, regression mean plus a
   diffusion model of the residual, sampled with its default 18 Heun steps, 35 evaluations; not in
-  the default ``--methods``: it is a model of its own, trained by ``sciddm fit``).
+  the default ``--methods``: it is a model of its own, trained by ``sciddm fit``). A run of only
+  ``conditional``, ``fno`` and ``unet`` loads no prior (the regressors then use the conditional
+  model's normalisation); ``--baseline-density`` trains the regressors for another density.
 
     python -m benchmarks.pde                     # Darcy, ~12 min on 2 busy CPU cores with a cached prior
     python -m benchmarks.pde --pde poisson       # likewise; also helmholtz, burgers
@@ -98,13 +100,15 @@ def _checkpoint(name: str) -> Path:
     return ckpt
 
 
-def _baseline(pde: str, kind: str, res: int, stats: Any, steps: int, store: str | None = None) -> torch.nn.Module:
-    """The FNO or UNet regressor, cached per PDE, grid, step count and training store; if missing,
-    trained on the ``<pde>_<res>.zarr`` store (or ``store``, e.g. ``darcy_64_large``) normalised with
-    the prior's ``stats``."""
+def _baseline(pde: str, kind: str, res: int, stats: Any, steps: int, store: str | None = None,
+              density: float = DENSITY) -> torch.nn.Module:
+    """The FNO or UNet regressor, cached per PDE, grid, step count, training store and density; if
+    missing, trained on the ``<pde>_<res>.zarr`` store (or ``store``, e.g. ``darcy_64_large``)
+    normalised with ``stats``, on masks at ``density``."""
     default = f"{pde}_{res}"
     store = store or default
-    path = CACHE / (f"{pde}{res}_{kind}_{steps}.pt" if store == default else f"{store}_{kind}_{steps}.pt")
+    name = f"{pde}{res}_{kind}_{steps}" if store == default else f"{store}_{kind}_{steps}"
+    path = CACHE / (f"{name}.pt" if density == DENSITY else f"{name}_density{density:g}.pt")
     model = FNO2d() if kind == "fno" else UNetRegressor()
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
@@ -113,7 +117,7 @@ def _baseline(pde: str, kind: str, res: int, stats: Any, steps: int, store: str 
     train = stats.normalize(train[:-100].double()).float()
     t0 = time.time()
     masks = _burgers_masks if pde == "burgers" else None  # train on the patterns it is tested on
-    train_regressor(model, train, density=DENSITY, steps=steps, batch_size=32, lr=1e-3, seed=0, progress=True, masks=masks)
+    train_regressor(model, train, density=density, steps=steps, batch_size=32, lr=1e-3, seed=0, progress=True, masks=masks)
     torch.save(model.state_dict(), path)
     print(f"trained {kind} for {steps} steps in {time.time() - t0:.0f} s")
     return model.eval()
@@ -131,6 +135,23 @@ def _observation(truth: torch.Tensor, problem: str, case: int, density: float = 
         mask[1] = sensor_mask(truth.shape[-1], SENSORS, generator=g)
         return observe(truth, mask)
     return make_observation(truth, problem, density, generator=g)
+
+
+def kept_rows(old: dict[str, Any], methods: list[str], problems: list[str],
+              cases: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What ``--append`` keeps of an earlier result ``old``: its rows that this run (``methods`` x
+    ``problems`` x the first ``cases`` cases) does not replace, and the machines (with their dates)
+    of the runs those rows come from, ``old``'s own last."""
+    rows = [r for r in old["rows"] if not (r["method"] in methods and r["problem"] in problems and r["case"] < cases)]
+    return rows, old.get("earlier_runs", []) + [old["machine"]]
+
+
+def needs_prior(methods: list[str]) -> bool:
+    """Whether a run of ``methods`` samples the joint prior: DiffusionPDE and the core's samplers do
+    (and the maps, DiffusionPDE's); the conditional model and the regressors do not, and a run of
+    them alone takes its normalisation from the conditional model (fitted on the same training pairs)
+    or, with only regressors, from the prior's ``normalization.json``."""
+    return "conditional" not in methods or any(m not in ("fno", "unet", "conditional") for m in methods)
 
 
 def diffusionpde_weights(pde: str, method: str, steps: int) -> GuidanceWeights:
@@ -213,8 +234,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="cached prior experiments/pde/NAME.yaml (default <pde><resolution>; e.g. darcy64_large); "
                         "results go to pde_NAME.json")
     p.add_argument("--density", type=float, default=DENSITY,
-                   help=f"fraction of the grid observed (default {DENSITY}; the baselines are trained at {DENSITY} whatever "
-                        "this is); another value writes pde_<tag>_density<d>.json")
+                   help=f"fraction of the grid observed (default {DENSITY}); another value writes pde_<tag>_density<d>.json")
+    p.add_argument("--baseline-density", type=float, default=DENSITY,
+                   help=f"fraction observed in the regressors' training masks (default {DENSITY} whatever --density is, "
+                        "as the older results; give --density's value to train them for the problem they are asked)")
     p.add_argument("--device", default="cpu",
                    help="where the prior's network runs (e.g. cuda); samplers and baselines stay on the CPU")
     p.add_argument("--no-maps", dest="maps", action="store_false",
@@ -223,7 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None, help="result JSON (default benchmarks/results/pde.json, pde_<pde>.json)")
     p.add_argument("--append", action="store_true",
                    help="add these rows to the existing results (replacing rows of the same case, problem and method; "
-                        "the maps, DiffusionPDE's, are drawn only when diffusionpde is among the methods)")
+                        "the maps, DiffusionPDE's, are drawn only when diffusionpde is among the methods); 'machine' "
+                        "is then this run's, the earlier runs' are kept under 'earlier_runs', and each row has its date")
     args = p.parse_args(argv)
     try:
         args.device = str(usable_device(args.device))
@@ -244,8 +268,9 @@ def main(argv: list[str] | None = None) -> None:
     out, tag = _out(pde, res), _tag(pde, res)
     if args.prior is not None:
         out, tag = RESULTS / f"pde_{name}.json", name
-    if not 0.0 < args.density <= 1.0:
-        p.error(f"--density {args.density}: a fraction in (0, 1]")
+    for flag, value in (("--density", args.density), ("--baseline-density", args.baseline_density)):
+        if not 0.0 < value <= 1.0:
+            p.error(f"{flag} {value}: a fraction in (0, 1]")
     if args.density != DENSITY:
         tag = f"{tag}_density{args.density:g}"
         out = RESULTS / f"pde_{tag}.json"
@@ -280,23 +305,26 @@ def main(argv: list[str] | None = None) -> None:
                     f"--config experiments/pde/{cname}.yaml` (or name another with --conditional-model)")
         conditional = load_prior(cckpt, CACHE / cname / "normalization.json")
         conditional[0].to(args.device)
-    prior, stats = load_prior(_checkpoint(name), CACHE / name / "normalization.json")
-    prior.to(args.device)
+    prior = None
+    if needs_prior(methods):
+        prior, stats = load_prior(_checkpoint(name), CACHE / name / "normalization.json")
+        prior.to(args.device)
+    else:
+        stats = conditional[1]
     test_path = generate_pde(CACHE / f"{pde}_{res}_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=res, seed=1))
     test, _ = load_pairs(test_path)
-    rows: list[dict[str, Any]] = []
-    if args.append and out.exists():
-        old = json.loads(out.read_text())
-        rows = [r for r in old["rows"] if not (r["method"] in methods and r["problem"] in problems and r["case"] < args.cases)]
+    rows, earlier = kept_rows(json.loads(out.read_text()), methods, problems, args.cases) \
+        if args.append and out.exists() else ([], [])
     result = {"pde": pde, "resolution": res, "density": args.density, "members": args.members, "cases": args.cases,
               "diffusionpde_steps": args.steps, "diffusionpde_solver": args.solver, "paper_weights": vars(PAPER_WEIGHTS[pde]),
               "baseline_steps": args.baseline_steps, "baseline_data": args.baseline_data or f"{pde}_{res}",
+              "baseline_density": args.baseline_density,
               "core_steps": args.core_steps, "threads": args.threads,
               "guidance_units": "DiffusionPDE's residual and state units (paper_residual_scale, PAPER_STATE_SCALE)",
               "paper_reference": PAPER, "machine": machine_info(), "rows": rows, "prior": name,
-              "device": str(args.device)}
+              "device": str(args.device), **({"earlier_runs": earlier} if earlier else {})}
     result["scaled_factor"] = PAPER_STEPS / args.steps
-    baselines = {k: _baseline(pde, k, res, stats, args.baseline_steps, args.baseline_data)
+    baselines = {k: _baseline(pde, k, res, stats, args.baseline_steps, args.baseline_data, args.baseline_density)
                  for k in ("fno", "unet") if k in methods}
     for case in range(args.cases):
         truth = test[case].double()
@@ -325,7 +353,8 @@ def main(argv: list[str] | None = None) -> None:
                     samples = solve_pde(prior, stats, obs, pde=pde, method=method, num_samples=args.members,
                                         steps=steps, generator=g).samples
                     evals = steps * (5 if method == "daps" else 1)
-                row = {"case": case, "problem": problem, "method": method, "denoiser_evals": evals,
+                row = {"case": case, "problem": problem, "method": method, "date": result["machine"]["date"],
+                       "denoiser_evals": evals,
                        "seconds": round(time.time() - t0, 1), **_metrics(samples.float(), truth.float(), problem, pde)}
                 rows.append(row)
                 print(json.dumps(row))

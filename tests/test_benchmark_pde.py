@@ -106,3 +106,29 @@ def test_a_regressor_training_store_that_does_not_exist_is_refused(capsys) -> No
         pde.main(["--pde", "poisson", "--methods", "unet", "--baseline-data", "poisson_32_missing"])
     assert info.value.code == 2
     assert "no store" in capsys.readouterr().err
+
+
+def test_only_the_samplers_of_the_joint_prior_need_it() -> None:
+    assert not pde.needs_prior(["conditional"]) and not pde.needs_prior(["conditional", "unet", "fno"])
+    assert pde.needs_prior(["conditional", "diffusionpde"]) and pde.needs_prior(["tds", "unet"])
+    assert pde.needs_prior(["unet"])  # regressors alone: normalised with the prior's statistics
+
+
+@pytest.mark.parametrize("value", ["0", "1.5"])
+def test_a_baseline_density_outside_the_unit_interval_is_refused(value, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        pde.main(["--baseline-density", value])
+    assert info.value.code == 2
+    assert f"--baseline-density {float(value)}: a fraction in (0, 1]" in capsys.readouterr().err
+
+
+def test_append_keeps_the_rows_it_does_not_replace_and_the_runs_they_come_from() -> None:
+    first = {"date": "2026-01-01"}
+    old = {"machine": {"date": "2026-02-01"}, "earlier_runs": [first],
+           "rows": [{"case": c, "problem": p, "method": m} for c in range(3) for p in ("forward", "inverse")
+                    for m in ("unet", "conditional")]}
+    rows, earlier = pde.kept_rows(old, ["conditional"], ["forward"], 2)
+    assert {"case": 2, "problem": "forward", "method": "conditional"} in rows  # beyond this run's cases
+    assert not any(r["method"] == "conditional" and r["problem"] == "forward" and r["case"] < 2 for r in rows)
+    assert len(rows) == 12 - 2
+    assert earlier == [first, {"date": "2026-02-01"}]

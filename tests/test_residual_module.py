@@ -76,6 +76,12 @@ def test_sample_given_draws_mu_plus_the_residual_distribution() -> None:
     # a denoiser returning zero leaves mu(c) for every member; the defaults are the model's Heun 100
     zero = m.sample_given(c, 3, denoiser=lambda x, t, cond: torch.zeros_like(x), generator=torch.Generator())
     torch.testing.assert_close(zero, mu.expand(3, -1, -1, -1))
+    m.train()  # sampling in the middle of training leaves the model training, as every generate does
+    m.sample_given(c, 2, steps=2, generator=torch.Generator())
+    assert m.training and m.regression_net.training
+    m.eval()
+    m.sample_given(c, 2, steps=2, generator=torch.Generator())
+    assert not m.training
     with pytest.raises(ValueError, match="batch axis of 1"):
         m.sample_given(torch.cat([c, c]), 2)
     with pytest.raises(ValueError, match="num_samples"):

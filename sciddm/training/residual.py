@@ -132,7 +132,8 @@ class ResidualDiffusionModule(DiffusionModule):
         the model's sampling settings (an explicit ``steps`` with no ``grid`` uses the configured
         named grid). ``denoiser`` replaces the residual denoiser, e.g. a few-step student distilled
         from it (:class:`sciddm.distill.DistillationModule` with this model as teacher, sampled on
-        its own grid): it must take ``cond=`` like the model's.
+        its own grid): it must take ``cond=`` like the model's. Runs in eval mode and restores the
+        model's mode afterwards.
         """
         from ..sampling import sample
 
@@ -140,18 +141,22 @@ class ResidualDiffusionModule(DiffusionModule):
             raise ValueError(f"c must be one condition with a leading batch axis of 1; got shape {tuple(c.shape)}")
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1; got {num_samples!r}")
+        was_training = self.training
         self.eval()
-        weight = next(self.parameters())
-        c = c.to(weight.device, weight.dtype)
-        mu = self.regress(c)
-        cn = c.expand(num_samples, *c.shape[1:])
-        x = self.process.prior_sample((num_samples, *mu.shape[1:]), generator=generator, dtype=mu.dtype)
-        d = self.sampling_defaults()
-        if grid is None:
-            grid = d["grid"] if steps is None else self.hparams.sample_grid
-        if steps is None:
-            steps = d["steps"] if isinstance(grid, str) else len(grid) - 1
-        r = sample(self.denoiser if denoiser is None else denoiser, self.process, x.to(mu.device),
-                   solver=solver or d["solver"], steps=steps, grid=grid, generator=generator, progress=progress,
-                   cond={"cond": cn})
+        try:
+            weight = next(self.parameters())
+            c = c.to(weight.device, weight.dtype)
+            mu = self.regress(c)
+            cn = c.expand(num_samples, *c.shape[1:])
+            x = self.process.prior_sample((num_samples, *mu.shape[1:]), generator=generator, dtype=mu.dtype)
+            d = self.sampling_defaults()
+            if grid is None:
+                grid = d["grid"] if steps is None else self.hparams.sample_grid
+            if steps is None:
+                steps = d["steps"] if isinstance(grid, str) else len(grid) - 1
+            r = sample(self.denoiser if denoiser is None else denoiser, self.process, x.to(mu.device),
+                       solver=solver or d["solver"], steps=steps, grid=grid, generator=generator, progress=progress,
+                       cond={"cond": cn})
+        finally:
+            self.train(was_training)  # as every generate: the caller's mode is kept
         return mu + r
