@@ -186,7 +186,11 @@ class VP(Process):
         if self.schedule == "linear":
             return -0.5 * (self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2)
         theta = self._theta0 + t * (self._theta1 - self._theta0)
-        return torch.log(torch.cos(theta)) - math.log(math.cos(self._theta0))
+        # log cos(theta) - log cos(theta0), both through the same kernels at the same positions, so
+        # that t = 0 gives exactly 0 in any dtype (libm's scalar log and torch's vectorised one can
+        # differ by an ulp: a log alpha of +1e-20 made sigma(0) = sqrt(-1e-20) NaN); and never above 0
+        theta0 = torch.full_like(theta, self._theta0)
+        return (torch.log(torch.cos(theta)) - torch.log(torch.cos(theta0))).clamp(max=0.0)
 
     def _d_log_alpha(self, t: Tensor) -> Tensor:
         if self._log_betas is not None:
