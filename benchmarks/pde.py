@@ -18,8 +18,9 @@ paper's problem; inverse: u at 3% of the image, u0 and u wanted), answered by
 * ``conditional``: the amortised conditional diffusion model ``experiments/pde/<prior>_cond.yaml``
   (``sciddm.domains.pde.conditional``; fed what the regressors are fed, regression mean plus a
   diffusion model of the residual, sampled with its default 18 Heun steps, 35 evaluations; not in
-  the default ``--methods``: it is a model of its own, trained by ``sciddm fit``). A run of only
-  ``conditional``, ``fno`` and ``unet`` loads no prior (the regressors then use the conditional
+  the default ``--methods``: it is a model of its own, trained by ``sciddm fit``);
+  ``conditional_mu``: that model's regression mean ``mu(c)`` alone (no diffusion, no ensemble). A run
+  of only these and ``fno`` and ``unet`` loads no prior (the regressors then use the conditional
   model's normalisation); ``--baseline-density`` trains the regressors for another density.
 
     python -m benchmarks.pde                     # Darcy, ~12 min on 2 busy CPU cores with a cached prior
@@ -151,7 +152,8 @@ def needs_prior(methods: list[str]) -> bool:
     (and the maps, DiffusionPDE's); the conditional model and the regressors do not, and a run of
     them alone takes its normalisation from the conditional model (fitted on the same training pairs)
     or, with only regressors, from the prior's ``normalization.json``."""
-    return "conditional" not in methods or any(m not in ("fno", "unet", "conditional") for m in methods)
+    amortised = ("conditional", "conditional_mu")
+    return not any(m in amortised for m in methods) or any(m not in ("fno", "unet", *amortised) for m in methods)
 
 
 def diffusionpde_weights(pde: str, method: str, steps: int) -> GuidanceWeights:
@@ -291,13 +293,13 @@ def main(argv: list[str] | None = None) -> None:
                 diffusionpde_weights(pde, method, args.steps)
             except ValueError as e:
                 p.error(str(e))
-        elif method not in ("dps", "daps", "tds", "fno", "unet", "conditional"):
+        elif method not in ("dps", "daps", "tds", "fno", "unet", "conditional", "conditional_mu"):
             p.error(f"unknown method {method!r}: diffusionpde[_nopde|_scaled|_x<factor>], dps, daps, tds, fno, unet, "
-                    "conditional")
+                    "conditional, conditional_mu")
     if args.baseline_data is not None and not (CACHE / f"{args.baseline_data}.zarr").exists():
         p.error(f"--baseline-data {args.baseline_data}: no store {CACHE / (args.baseline_data + '.zarr')}")
     conditional = None
-    if "conditional" in methods:
+    if "conditional" in methods or "conditional_mu" in methods:
         cname = args.conditional_model or f"{name}_cond"
         cckpt = latest_checkpoint(cname)
         if cckpt is None or not (CACHE / cname / "normalization.json").is_file():
@@ -337,6 +339,11 @@ def main(argv: list[str] | None = None) -> None:
                     with torch.no_grad():
                         z = baselines[method](observation_condition(obs, stats))
                     samples, evals = stats.denormalize(z.double()), 0
+                elif method == "conditional_mu":  # its regression mean alone: one network call, no ensemble
+                    cmodel, cstats = conditional
+                    with torch.no_grad():
+                        z = cmodel.regress(observation_condition(obs, cstats).to(next(cmodel.parameters()).device))
+                    samples, evals = cstats.denormalize(z.double().cpu()), 0
                 elif method == "conditional":
                     cmodel, cstats = conditional
                     samples = solve_conditional(cmodel, cstats, obs, num_samples=args.members, generator=g).samples

@@ -111,6 +111,7 @@ def test_a_regressor_training_store_that_does_not_exist_is_refused(capsys) -> No
 def test_only_the_samplers_of_the_joint_prior_need_it() -> None:
     assert not pde.needs_prior(["conditional"]) and not pde.needs_prior(["conditional", "unet", "fno"])
     assert pde.needs_prior(["conditional", "diffusionpde"]) and pde.needs_prior(["tds", "unet"])
+    assert not pde.needs_prior(["conditional_mu", "unet"]) and pde.needs_prior(["conditional_mu", "dps"])
     assert pde.needs_prior(["unet"])  # regressors alone: normalised with the prior's statistics
 
 
