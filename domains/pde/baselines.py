@@ -93,19 +93,27 @@ def baseline_input(values: Tensor, mask: Tensor) -> Tensor:
     return torch.stack([v[:, 0], mask[:, 0], v[:, 1], mask[:, 1]], dim=1).float()
 
 
-def random_problem_masks(batch: int, n: int, density: float, generator: torch.Generator | None = None) -> Tensor:
-    """Masks (B, 2, n, n): each row observes only ``a``, only ``u`` or both, at ``density``."""
-    k = max(1, int(round(density * n * n)))
+def random_problem_masks(batch: int, n: int, density: float | Tensor,
+                         generator: torch.Generator | None = None) -> Tensor:
+    """Masks (B, 2, n, n): each row observes only ``a``, only ``u`` or both, at ``density`` (one
+    fraction, or a tensor (B,) of one per row), ``round(density n^2)`` points (at least one) a field."""
     scores = torch.rand(batch, 2, n * n, generator=generator)
-    idx = scores.argsort(dim=-1)[..., :k]
-    m = torch.zeros(batch, 2, n * n).scatter_(2, idx, 1.0)
+    if isinstance(density, Tensor):  # a density per row: the first k_i of each row's random order
+        if density.shape != (batch,):
+            raise ValueError(f"a density per row must have shape ({batch},); got {tuple(density.shape)}")
+        k = (density.double() * n * n).round().clamp(min=1).to(torch.long)
+        m = (scores.argsort(dim=-1).argsort(dim=-1) < k.view(batch, 1, 1)).float()
+    else:
+        k = max(1, int(round(density * n * n)))
+        idx = scores.argsort(dim=-1)[..., :k]
+        m = torch.zeros(batch, 2, n * n).scatter_(2, idx, 1.0)
     kind = torch.randint(0, 3, (batch,), generator=generator)  # 0: a only, 1: u only, 2: both
     m[kind == 0, 1] = 0.0
     m[kind == 1, 0] = 0.0
     return m.reshape(batch, 2, n, n)
 
 
-def sensor_problem_masks(batch: int, n: int, density: float, generator: torch.Generator | None = None, *,
+def sensor_problem_masks(batch: int, n: int, density: float | Tensor, generator: torch.Generator | None = None, *,
                          sensors: int = 5) -> Tensor:
     """Masks (B, 2, n, n) for a space-time field (Burgers): the first half of the rows observe ``u`` at
     ``sensors`` fixed positions at every time (DiffusionPDE's Burgers problem,

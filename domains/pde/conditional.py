@@ -13,12 +13,13 @@ deterministic solver, optimised grid and distilled student of the core applies.
 
 What it gives up against DiffusionPDE: the PDE enters only through the training pairs (no
 residual term at sampling time), and only the observation patterns it was trained on are in
-distribution (point masks at ``density``, and with ``sensors`` Burgers' fixed sensors; another
-density or pattern wants another model).
+distribution (point masks at ``density`` or, trained on a range of densities, within it; with
+``sensors`` Burgers' fixed sensors; another pattern wants another model).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -45,7 +46,9 @@ class ConditionalPDEModule(ResidualDiffusionModule):
             (``UNetDenoiserNet(in_channels=4, out_channels=2)``, called with ``t = 0``).
         density: the observed fraction of the grid in training (DiffusionPDE's 3 % by default); each
             training field is observed at this density on ``a`` only, ``u`` only or both, with
-            equal probability (:func:`.baselines.random_problem_masks`).
+            equal probability (:func:`.baselines.random_problem_masks`). A pair ``[low, high]``
+            draws each training field's density log-uniformly between the two, so that one model
+            answers problems observed at any density in that range.
         sensors: if > 0, half of each training batch observes ``u`` at this many fixed positions at
             every time instead (Burgers' sensor problem, :func:`.baselines.sensor_problem_masks`, as
             the regression baselines are trained for it); 0 (default): point masks only.
@@ -53,29 +56,40 @@ class ConditionalPDEModule(ResidualDiffusionModule):
             :class:`sciddm.training.ResidualDiffusionModule` (for the residual model).
     """
 
-    def __init__(self, net: nn.Module, regression_net: nn.Module, process: Process, density: float = 0.03,
-                 sensors: int = 0, **kwargs: Any) -> None:
+    def __init__(self, net: nn.Module, regression_net: nn.Module, process: Process,
+                 density: float | tuple[float, float] = 0.03, sensors: int = 0, **kwargs: Any) -> None:
         super().__init__(net=net, regression_net=regression_net, process=process, **kwargs)
-        if not 0.0 < float(density) <= 1.0:
-            raise ValueError(f"density must be in (0, 1]; got {density!r}")
+        ranged = isinstance(density, (list, tuple))
+        bounds = [float(d) for d in density] if ranged else [float(density)]
+        if (ranged and (len(bounds) != 2 or bounds[0] >= bounds[1])) or not all(0.0 < d <= 1.0 for d in bounds):
+            raise ValueError(f"density must be a fraction in (0, 1] or a pair [low, high] of them with low < high; "
+                             f"got {density!r}")
         if isinstance(sensors, bool) or not isinstance(sensors, int) or sensors < 0:
             raise ValueError(f"sensors must be an integer >= 0; got {sensors!r}")
-        self.density = float(density)
+        self.density: float | tuple[float, float] = (bounds[0], bounds[1]) if ranged else bounds[0]
         self.sensors = sensors
 
     def condition(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """``[m_a a, m_a, m_u u, m_u]`` of normalised fields ``x0`` (B, 2, n, n) on random problem masks
-        (and, with ``sensors``, sensor masks for half the batch)."""
+        (and, with ``sensors``, sensor masks for half the batch); with a density range, each field
+        at its own density (:meth:`draw_density`)."""
         if x0.ndim != 4 or x0.shape[1] != 2 or x0.shape[-1] != x0.shape[-2]:
             raise ValueError(f"fields of shape {tuple(x0.shape)}: expected (B, 2, n, n) normalised [a, u]")
         g = generator
         if g is not None and g.device.type != "cpu":  # the masks are drawn on the CPU: a CPU stream of the same seed
             g = torch.Generator().manual_seed(g.initial_seed())
+        density: float | Tensor = self.density if isinstance(self.density, float) else self.draw_density(x0.shape[0], g)
         if self.sensors > 0:
-            masks = sensor_problem_masks(x0.shape[0], x0.shape[-1], self.density, g, sensors=self.sensors)
+            masks = sensor_problem_masks(x0.shape[0], x0.shape[-1], density, g, sensors=self.sensors)
         else:
-            masks = random_problem_masks(x0.shape[0], x0.shape[-1], self.density, g)
+            masks = random_problem_masks(x0.shape[0], x0.shape[-1], density, g)
         return baseline_input(x0, masks.to(x0.device, x0.dtype)).to(x0.dtype)
+
+    def draw_density(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
+        """One training density per field, log-uniform in the model's ``[low, high]`` range."""
+        low, high = (self.density, self.density) if isinstance(self.density, float) else self.density
+        u = torch.rand(batch, generator=generator, dtype=torch.float64)
+        return torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
 
 
 def observation_condition(observation: FieldObservation, stats: FieldStats) -> Tensor:

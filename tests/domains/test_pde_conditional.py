@@ -97,3 +97,36 @@ def test_with_sensors_half_the_batch_observes_u_at_fixed_positions_at_every_time
         assert {float(c[i, 1].sum()), float(c[i, 3].sum())} <= {0.0, float(k)}
     with pytest.raises(ValueError, match="sensors"):
         ConditionalPDEModule(tiny(2, cond=4), tiny(4, out=2), VE(sigma_max=80.0), sensors=-1)
+
+
+def test_a_density_range_observes_each_training_field_at_its_own_density() -> None:
+    """density=[low, high]: per field log-uniform in the range, each field observed at round(d n^2) points."""
+    m = model(density=[0.02, 0.2])
+    assert m.density == (0.02, 0.2)
+    d = m.draw_density(4000, torch.Generator().manual_seed(0))
+    assert float(d.min()) >= 0.02 and float(d.max()) <= 0.2
+    # log-uniform: log d uniform on [log 0.02, log 0.2], so its median is the geometric mean
+    assert float(d.median()) == pytest.approx((0.02 * 0.2) ** 0.5, rel=0.05)
+    x0 = torch.randn(64, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    c = m.condition(x0, torch.Generator().manual_seed(3))
+    dens = m.draw_density(64, torch.Generator().manual_seed(3))  # the same stream: drawn first
+    counts = c[:, [1, 3]].sum(dim=(2, 3))
+    expect = (dens * 256).round().clamp(min=1)
+    for i in range(64):
+        seen = counts[i][counts[i] > 0]
+        assert seen.numel() >= 1 and bool((seen == expect[i]).all())  # a, u or both at that field's density
+    assert len(set(expect.tolist())) > 5  # the densities differ from field to field
+    for bad in ([0.2, 0.02], [0.0, 0.1], [0.1, 1.5], [0.01, 0.05, 0.1]):
+        with pytest.raises(ValueError, match="density"):
+            model(density=bad)
+
+
+def test_per_row_densities_in_the_mask_draw() -> None:
+    from sciddm.domains.pde.baselines import random_problem_masks
+
+    g = torch.Generator().manual_seed(0)
+    m = random_problem_masks(3, 8, torch.tensor([0.05, 0.5, 1.0]), g)
+    per_field = m.sum(dim=(2, 3))
+    assert per_field.max(dim=1).values.tolist() == [3.0, 32.0, 64.0]
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        random_problem_masks(3, 8, torch.tensor([0.1, 0.2]), g)
