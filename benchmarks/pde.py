@@ -197,18 +197,25 @@ def _metrics(samples: torch.Tensor, truth: torch.Tensor, problem: str, pde: str)
 
 
 def plot_maps(prior: Any, stats: Any, truth: torch.Tensor, pde: str, problems: list[str], *, members: int,
-              steps: int, tag: str | None = None, density: float = DENSITY, solver: str = "heun") -> None:
-    """Uncertainty maps of one test pair, DiffusionPDE with the paper's weights: ``pde_<tag>_<problem>.png``."""
+              steps: int, tag: str | None = None, density: float = DENSITY, solver: str = "heun",
+              conditional: bool = False) -> None:
+    """Uncertainty maps of one test pair, ``pde_<tag>_<problem>.png``: DiffusionPDE with the paper's
+    weights on the joint ``prior``, or with ``conditional`` the conditional model ``prior`` (its
+    default sampler; ``steps`` and ``solver`` are then not used)."""
     from sciddm.domains.pde.plots import plot_solution
 
     res = truth.shape[-1]
     for problem in problems:
         obs = _observation(truth, problem, 0, density)
         seen = f"u at {SENSORS} fixed positions" if problem == "sensors" else f"{100 * density:.3g}% observed"
-        sol = solve_pde(prior, stats, obs, pde=pde, num_samples=members, steps=steps,
-                        generator=torch.Generator().manual_seed(0), solver=solver)
+        g = torch.Generator().manual_seed(0)
+        if conditional:
+            sol, who = solve_conditional(prior, stats, obs, num_samples=members, generator=g), "conditional model"
+        else:
+            sol, who = solve_pde(prior, stats, obs, pde=pde, num_samples=members, steps=steps, generator=g,
+                                 solver=solver), "DiffusionPDE"
         plot_solution(truth, sol, obs, RESULTS / f"pde_{tag or _tag(pde, res)}_{problem}.png",
-                      f"DiffusionPDE, {pde} {res}x{res}, {problem}, {seen}, {members} members")
+                      f"{who}, {pde} {res}x{res}, {problem}, {seen}, {members} members")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -243,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu",
                    help="where the prior's network runs (e.g. cuda); samplers and baselines stay on the CPU")
     p.add_argument("--no-maps", dest="maps", action="store_false",
-                   help="skip the uncertainty maps (another DiffusionPDE ensemble per problem)")
+                   help="skip the uncertainty maps (another ensemble per problem, DiffusionPDE's or else the "
+                        "conditional model's)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None, help="result JSON (default benchmarks/results/pde.json, pde_<pde>.json)")
     p.add_argument("--append", action="store_true",
@@ -383,9 +391,12 @@ def main(argv: list[str] | None = None) -> None:
                 s[k] = s.get(k, 0.0) + r[k] / count[key]
     result["summary"] = summary
     write_result(result, out)
-    if not args.quick and args.maps and "diffusionpde" in methods:  # the maps are DiffusionPDE's; other methods draw none
+    if not args.quick and args.maps and "diffusionpde" in methods:  # the maps are DiffusionPDE's, or else
         plot_maps(prior, stats, test[0].double(), pde, problems, members=args.members, steps=args.steps, tag=tag,
                   density=args.density, solver=args.solver)
+    elif not args.quick and args.maps and "conditional" in methods:  # the conditional model's; others draw none
+        plot_maps(conditional[0], conditional[1], test[0].double(), pde, problems, members=args.members,
+                  steps=args.steps, tag=tag, density=args.density, conditional=True)
     print(f"{'problem/method':28s} {'u relL2':>8s} {'a err':>7s} {'a relL2':>8s} {'resid':>9s} {'cov90':>6s} {'sec':>6s}")
     for k, s in summary.items():
         print(f"{k:28s} {s['u_rel_l2']:8.4f} {s.get('a_error_rate', float('nan')):7.4f} {s['a_rel_l2']:8.4f} {s['residual_rms']:9.3g} "

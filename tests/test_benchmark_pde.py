@@ -133,3 +133,25 @@ def test_append_keeps_the_rows_it_does_not_replace_and_the_runs_they_come_from()
     assert not any(r["method"] == "conditional" and r["problem"] == "forward" and r["case"] < 2 for r in rows)
     assert len(rows) == 12 - 2
     assert earlier == [first, {"date": "2026-02-01"}]
+
+
+def test_maps_of_the_conditional_model(tmp_path, monkeypatch) -> None:
+    """Without DiffusionPDE among the methods the maps are the conditional model's, one PNG a problem."""
+    import torch
+
+    from sciddm.domains.pde import FieldStats
+    from sciddm.domains.pde.conditional import ConditionalPDEModule
+    from sciddm.nets import UNetDenoiserNet
+    from sciddm.process import VE
+
+    def tiny(in_ch: int, cond: int = 0, out: int | None = None) -> UNetDenoiserNet:
+        return UNetDenoiserNet(2, in_ch, channels=[8, 8], attention_levels=[False, False], num_res_blocks=1,
+                               norm_num_groups=4, cond_channels=cond, out_channels=out)
+
+    monkeypatch.setattr(pde, "RESULTS", tmp_path)
+    m = ConditionalPDEModule(tiny(2, cond=4), tiny(4, out=2), VE(sigma_max=80.0), density=0.05, prediction="x0",
+                             preconditioning="edm", sample_solver="heun", sample_steps=4, data_shape=[2, 16, 16])
+    truth = torch.stack([torch.full((16, 16), 12.0), torch.linspace(0, 0.02, 256).view(16, 16)]).double()
+    pde.plot_maps(m, FieldStats(mean=(7.0, 0.01), std=(4.0, 0.005)), truth, "darcy", ["forward", "inverse"],
+                  members=3, steps=4, tag="cond_test", conditional=True)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["pde_cond_test_forward.png", "pde_cond_test_inverse.png"]
