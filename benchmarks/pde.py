@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
                         "e.g. darcy_64_large for the pairs the large prior was trained on)")
     p.add_argument("--methods", default="diffusionpde,diffusionpde_nopde,dps,daps,tds,fno,unet")
     p.add_argument("--conditional-model", default=None,
-                   help="cached conditional model of the 'conditional' method (default <prior>_cond, e.g. darcy32_cond)")
+                   help="cached conditional model of the 'conditional' method (default <prior>_cond, e.g. darcy32_cond; "
+                        "its last checkpoint), or the path of one checkpoint (*.ckpt) of such a run")
     p.add_argument("--problems", default=None, help="default forward,inverse (Burgers: sensors,inverse)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: leaves a core to training beside it)")
     p.add_argument("--prior", default=None,
@@ -309,11 +310,18 @@ def main(argv: list[str] | None = None) -> None:
     conditional = None
     if "conditional" in methods or "conditional_mu" in methods:
         cname = args.conditional_model or f"{name}_cond"
-        cckpt = latest_checkpoint(cname)
-        if cckpt is None or not (CACHE / cname / "normalization.json").is_file():
-            p.error(f"method conditional: no model under {CACHE / cname}; train it with `OMP_NUM_THREADS=1 sciddm fit "
-                    f"--config experiments/pde/{cname}.yaml` (or name another with --conditional-model)")
-        conditional = load_prior(cckpt, CACHE / cname / "normalization.json")
+        if cname.endswith(".ckpt"):  # one checkpoint of a run, e.g. .../checkpoints/step=2000.ckpt
+            cckpt = Path(cname)
+            norm = next((d / "normalization.json" for d in cckpt.parents if (d / "normalization.json").is_file()), None)
+            if not cckpt.is_file() or norm is None:
+                p.error(f"--conditional-model {cname}: no such checkpoint, or no normalization.json in a directory "
+                        "above it (the run's root, where sciddm fit writes it)")
+        else:
+            cckpt, norm = latest_checkpoint(cname), CACHE / cname / "normalization.json"
+            if cckpt is None or not norm.is_file():
+                p.error(f"method conditional: no model under {CACHE / cname}; train it with `OMP_NUM_THREADS=1 sciddm "
+                        f"fit --config experiments/pde/{cname}.yaml` (or name another with --conditional-model)")
+        conditional = load_prior(cckpt, norm)
         conditional[0].to(args.device)
     prior = None
     if needs_prior(methods):

@@ -155,3 +155,14 @@ def test_maps_of_the_conditional_model(tmp_path, monkeypatch) -> None:
     pde.plot_maps(m, FieldStats(mean=(7.0, 0.01), std=(4.0, 0.005)), truth, "darcy", ["forward", "inverse"],
                   members=3, steps=4, tag="cond_test", conditional=True)
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["pde_cond_test_forward.png", "pde_cond_test_inverse.png"]
+
+
+def test_a_conditional_checkpoint_path_needs_its_run_normalisation(tmp_path, capsys) -> None:
+    ckpt = tmp_path / "run" / "checkpoints" / "step=500.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    for path in (ckpt, tmp_path / "missing.ckpt"):  # no normalization.json above it; no file at all
+        with pytest.raises(SystemExit) as info:
+            pde.main(["--methods", "conditional", "--conditional-model", str(path)])
+        assert info.value.code == 2
+        assert "no normalization.json in a directory above it" in capsys.readouterr().err
