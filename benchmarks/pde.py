@@ -101,6 +101,31 @@ def _checkpoint(name: str) -> Path:
     return ckpt
 
 
+def conditional_checkpoint(name: str) -> tuple[Path, Path]:
+    """The checkpoint and ``normalization.json`` of a conditional model: ``name`` a cached run under
+    benchmarks/cache/pde (its newest ``last.ckpt``), or the path of one checkpoint (``*.ckpt``, e.g.
+    ``.../checkpoints/step=2000.ckpt``; the normalisation is found in a directory above it).
+    Raises ValueError, saying how to get one, when either is missing."""
+    if name.endswith(".ckpt"):
+        ckpt = Path(name)
+        norm = next((d / "normalization.json" for d in ckpt.parents if (d / "normalization.json").is_file()), None)
+        if not ckpt.is_file() or norm is None:
+            raise ValueError(f"--conditional-model {name}: no such checkpoint, or no normalization.json in a directory "
+                             "above it (the run's root, where sciddm fit writes it)")
+        return ckpt, norm
+    found, norm = latest_checkpoint(name), CACHE / name / "normalization.json"
+    if found is None or not norm.is_file():
+        raise ValueError(f"method conditional: no model under {CACHE / name}; train it with `OMP_NUM_THREADS=1 sciddm "
+                         f"fit --config experiments/pde/{name}.yaml` (or name another with --conditional-model)")
+    return found, norm
+
+
+def held_out_pairs(pde: str, res: int) -> torch.Tensor:
+    """The 16 held-out test pairs of every PDE benchmark (their own store, seed 1; generated once)."""
+    path = generate_pde(CACHE / f"{pde}_{res}_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=res, seed=1))
+    return load_pairs(path)[0]
+
+
 def _baseline(pde: str, kind: str, res: int, stats: Any, steps: int, store: str | None = None,
               density: float = DENSITY) -> torch.nn.Module:
     """The FNO or UNet regressor, cached per PDE, grid, step count, training store and density; if
@@ -309,18 +334,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--baseline-data {args.baseline_data}: no store {CACHE / (args.baseline_data + '.zarr')}")
     conditional = None
     if "conditional" in methods or "conditional_mu" in methods:
-        cname = args.conditional_model or f"{name}_cond"
-        if cname.endswith(".ckpt"):  # one checkpoint of a run, e.g. .../checkpoints/step=2000.ckpt
-            cckpt = Path(cname)
-            norm = next((d / "normalization.json" for d in cckpt.parents if (d / "normalization.json").is_file()), None)
-            if not cckpt.is_file() or norm is None:
-                p.error(f"--conditional-model {cname}: no such checkpoint, or no normalization.json in a directory "
-                        "above it (the run's root, where sciddm fit writes it)")
-        else:
-            cckpt, norm = latest_checkpoint(cname), CACHE / cname / "normalization.json"
-            if cckpt is None or not norm.is_file():
-                p.error(f"method conditional: no model under {CACHE / cname}; train it with `OMP_NUM_THREADS=1 sciddm "
-                        f"fit --config experiments/pde/{cname}.yaml` (or name another with --conditional-model)")
+        try:
+            cckpt, norm = conditional_checkpoint(args.conditional_model or f"{name}_cond")
+        except ValueError as e:
+            p.error(str(e))
         conditional = load_prior(cckpt, norm)
         conditional[0].to(args.device)
     prior = None
@@ -329,8 +346,7 @@ def main(argv: list[str] | None = None) -> None:
         prior.to(args.device)
     else:
         stats = conditional[1]
-    test_path = generate_pde(CACHE / f"{pde}_{res}_test.zarr", PDEDataConfig(pde, num_samples=16, resolution=res, seed=1))
-    test, _ = load_pairs(test_path)
+    test = held_out_pairs(pde, res)
     rows, earlier = kept_rows(json.loads(out.read_text()), methods, problems, args.cases) \
         if args.append and out.exists() else ([], [])
     result = {"pde": pde, "resolution": res, "density": args.density, "members": args.members, "cases": args.cases,

@@ -164,7 +164,7 @@ def rank_histogram(ens: Tensor, truth: Tensor, generator: torch.Generator | None
 
 __all__ += ["inflate_spread", "fit_spread_inflation"]
 
-InflationObjective = Literal["spread_skill", "crps"]
+InflationObjective = Literal["spread_skill", "crps", "coverage"]
 
 
 def inflate_spread(ens: Tensor, factor: float) -> Tensor:
@@ -195,7 +195,7 @@ def _cases(ensembles: Tensor | Sequence[Tensor], truths: Tensor | Sequence[Tenso
 
 
 def fit_spread_inflation(ensembles: Tensor | Sequence[Tensor], truths: Tensor | Sequence[Tensor],
-                         objective: InflationObjective = "spread_skill") -> float:
+                         objective: InflationObjective = "spread_skill", level: float = 0.9) -> float:
     """The inflation factor ``s`` of :func:`inflate_spread` fitted on validation cases.
 
     ``ensembles``: one ensemble ``(N, ...)`` or a sequence of them (e.g. one per validation
@@ -214,11 +214,22 @@ def fit_spread_inflation(ensembles: Tensor | Sequence[Tensor], truths: Tensor | 
       convex piecewise-linear function of ``s`` whose minimiser is exactly the weighted
       quantile of the ``r_i`` (weights ``|b_i| / N``) at level ``(W + C) / 2W`` (``W``: total
       weight, ``C``: total pair term). Computed exactly, no optimiser.
+    - ``"coverage"``: the smallest ``s`` whose central ``level`` intervals
+      (:func:`interval_coverage`, Weibull quantiles) cover at least ``level`` of all points,
+      pooled: split-conformal calibration of the ensemble's intervals, one scale for all
+      points. Inflation keeps the members' order, so each interval becomes
+      ``[m + s (q_lo - m), m + s (q_hi - m)]`` (``m``: the mean): a point is covered for all
+      ``s`` at or above ``max((m - y)/(m - q_lo), (y - m)/(q_hi - m), 0)`` when its interval
+      holds ``m`` (always, at 19 members and 90 %), and on an interval of ``s`` otherwise;
+      the pooled coverage is evaluated exactly at every such breakpoint, no optimiser.
 
-    Raises ValueError when the ensembles carry no spread, the truths equal the means, or the
-    CRPS has no positive minimiser (e.g. members that are far off the truth in every case).
+    Raises ValueError when the ensembles carry no spread, the truths equal the means, the CRPS
+    has no positive minimiser (e.g. members that are far off the truth in every case), or no
+    factor reaches the coverage ``level``.
     """
     cases = _cases(ensembles, truths)
+    if objective == "coverage":
+        return _fit_coverage_inflation(cases, level)
     if objective == "spread_skill":
         num = den = 0.0
         for ens, y in cases:
@@ -231,7 +242,7 @@ def fit_spread_inflation(ensembles: Tensor | Sequence[Tensor], truths: Tensor | 
             raise ValueError("the ensemble means equal the truths everywhere: the spread-skill ratio is undefined")
         return (num / den) ** 0.5
     if objective != "crps":
-        raise ValueError(f"objective must be 'spread_skill' or 'crps'; got {objective!r}")
+        raise ValueError(f"objective must be 'spread_skill', 'crps' or 'coverage'; got {objective!r}")
     r_all: list[Tensor] = []
     w_all: list[Tensor] = []
     pair_total = 0.0
@@ -262,3 +273,44 @@ def fit_spread_inflation(ensembles: Tensor | Sequence[Tensor], truths: Tensor | 
         raise ValueError(f"the CRPS-optimal inflation is {s:.3g} <= 0: the members' deviations carry no useful "
                          "spread; use objective='spread_skill' or check the ensembles")
     return s
+
+
+def _fit_coverage_inflation(cases: list[tuple[Tensor, Tensor]], level: float) -> float:
+    """The ``"coverage"`` objective of :func:`fit_spread_inflation` (see there)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level is the nominal coverage and must lie in (0, 1); got {level}")
+    inf = torch.tensor(float("inf"), dtype=torch.float64)
+    monotone: list[Tensor] = []  # points covered for s >= their entry
+    start: list[Tensor] = []  # the other points: covered for start <= s <= stop
+    stop: list[Tensor] = []
+    for ens, y in cases:
+        m = ens.mean(0).reshape(-1).cpu()
+        lo, hi = (q.reshape(-1).cpu() for q in quantiles(ens, [(1 - level) / 2, (1 + level) / 2], method="weibull"))
+        y = y.reshape(-1).cpu()
+        dl, dh, d = lo - m, hi - m, y - m
+        regular = (dl <= 0) & (dh >= 0)
+
+        def need(dist: Tensor, width: Tensor) -> Tensor:  # s with s * width = dist, dist >= 0, width >= 0
+            return torch.where(dist <= 0, torch.zeros_like(dist), torch.where(width > 0, dist / width.clamp_min(1e-300), inf))
+
+        monotone.append(torch.maximum(need(-d, -dl), need(d, dh))[regular])
+        # interval above the mean (dl > 0) or below it (dh < 0): both ends move the same way
+        dl_i, dh_i, d_i = dl[~regular], dh[~regular], d[~regular]
+        above = dl_i > 0  # lo = m + s dl <= y <= m + s dh  <=>  d / dh <= s <= d / dl  (d > 0)
+        a = torch.where(above, d_i / dh_i, d_i / dl_i)  # below: dh < 0, covered iff d/dl <= s <= d/dh (d < 0)
+        b = torch.where(above, d_i / dl_i, d_i / dh_i)
+        ok = torch.where(above, d_i > 0, d_i < 0)
+        start.append(a[ok])
+        stop.append(b[ok])
+    reg, s1, s2 = (torch.sort(torch.cat(v)).values for v in (monotone, start, stop))
+    total = sum(int(y.numel()) for _, y in cases)
+    candidates = torch.unique(torch.cat([reg, s1]))
+    candidates = candidates[torch.isfinite(candidates) & (candidates > 0)]  # inflation factors are positive
+    covered = (torch.searchsorted(reg, candidates, right=True) + torch.searchsorted(s1, candidates, right=True)
+               - torch.searchsorted(s2, candidates, right=False))
+    reach = torch.nonzero(covered >= level * total)
+    if reach.numel() == 0:
+        best = int(covered.max()) / total if covered.numel() else 0.0
+        raise ValueError(f"no inflation factor covers {level:g} of the points (at most {best:.3f}): too many "
+                         "points lie where the ensemble has no spread")
+    return float(candidates[int(reach[0])])

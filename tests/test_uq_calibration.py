@@ -18,7 +18,7 @@ import math
 import pytest
 import torch
 
-from sciddm.uq import crps, fit_spread_inflation, inflate_spread, spread_skill_ratio
+from sciddm.uq import crps, fit_spread_inflation, inflate_spread, interval_coverage, quantiles, spread_skill_ratio
 
 SIGMA, TAU = 1.0, 0.5
 
@@ -102,3 +102,47 @@ def test_calibration_errors() -> None:
         fit_spread_inflation(ens, truth[:10])
     with pytest.raises(ValueError, match="N >= 3"):
         fit_spread_inflation(ens[:2], truth)
+
+
+def _covered(ens: torch.Tensor, truth: torch.Tensor, s: float, level: float) -> float:
+    return float(interval_coverage(inflate_spread(ens, s), truth, level))
+
+
+@pytest.mark.parametrize("n,level", [(19, 0.9), (8, 0.8), (5, 0.2)])
+def test_coverage_fit_is_the_smallest_factor_reaching_the_level(n: int, level: float) -> None:
+    """Checked with interval_coverage itself, just above and just below the fitted factor. At
+    5 members and 20 % the Weibull interval can miss the mean (both ends move the same way with s),
+    the case the fit handles apart."""
+    ens, truth = gaussian_case(3000, n, 20 + n)
+    if n == 5:  # skewed members: some intervals lie wholly on one side of the mean
+        ens = ens.exp()
+        truth = truth.exp()
+        lo, hi = quantiles(ens, [0.4, 0.6], "weibull")
+        assert bool(((lo > ens.mean(0)) | (hi < ens.mean(0))).any())
+    s = fit_spread_inflation(ens, truth, "coverage", level=level)
+    assert _covered(ens, truth, s * (1 + 1e-9), level) >= level
+    assert _covered(ens, truth, s * (1 - 1e-9), level) < level
+
+
+def test_coverage_fit_calibrates_held_out_cases() -> None:
+    """Fitted on one set of under-dispersed cases, applied to independent ones: 90 % within the
+    binomial error of both sets (the raw intervals cover far less)."""
+    points, n = 20000, 19
+    ens, truth = gaussian_case(points, n, 30)
+    s = fit_spread_inflation(ens, truth, "coverage")
+    test_ens, test_truth = gaussian_case(points, n, 31)
+    se = math.sqrt(2 * 0.9 * 0.1 / points)
+    assert abs(_covered(test_ens, test_truth, s, 0.9) - 0.9) < 4 * se
+    assert _covered(test_ens, test_truth, 1.0, 0.9) < 0.9 - 20 * se
+    # at 19 members the 90 % interval runs from the smallest to the largest member: exchangeable
+    # members (s near SIGMA / TAU up to the mean's own noise) are what covers 90 %
+    assert 1.7 < s < 2.3
+
+
+def test_coverage_fit_errors() -> None:
+    ens, truth = gaussian_case(20, 4, 5)
+    with pytest.raises(ValueError, match="level"):
+        fit_spread_inflation(ens, truth, "coverage", level=1.0)
+    flat = ens[:1].expand(4, -1).clone()  # no spread: no factor moves the intervals off the mean
+    with pytest.raises(ValueError, match="no inflation factor covers"):
+        fit_spread_inflation(flat, truth, "coverage")
