@@ -1,6 +1,7 @@
 """benchmarks/pde.py: result names per grid and a clear refusal of a grid without a prior config."""
 
 import pytest
+import torch
 
 from benchmarks import pde
 
@@ -16,6 +17,27 @@ def test_missing_prior_config_is_refused(capsys: pytest.CaptureFixture[str]) -> 
         pde.main(["--pde", "poisson", "--resolution", "64"])
     assert info.value.code == 2
     assert "no prior config experiments/pde/poisson64.yaml" in capsys.readouterr().err
+
+
+def test_navier_stokes_needs_the_methods_without_a_prior(capsys: pytest.CaptureFixture[str]) -> None:
+    """No joint prior (no residual): the default methods are refused with the ones that work, and a
+    conditional run gets past the prior check to the missing model."""
+    with pytest.raises(SystemExit):
+        pde.main(["--pde", "navier_stokes"])
+    assert "(Navier-Stokes: --methods conditional,conditional_mu,fno,unet)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pde.main(["--pde", "navier_stokes", "--methods", "conditional", "--conditional-model", "ns_missing"])
+    assert "no model under" in capsys.readouterr().err
+
+
+def test_metrics_of_a_pde_without_residual_leave_it_out() -> None:
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randn(2, 8, 8, generator=g)
+    samples = truth + 0.5 * torch.randn(19, 2, 8, 8, generator=g)
+    row = pde._metrics(samples, truth, "forward", "navier_stokes")
+    assert "residual_rms" not in row and "a_error_rate" not in row
+    assert row["u_rel_l2"] == pytest.approx(float((samples.mean(0)[1] - truth[1]).norm() / truth[1].norm()))
+    assert "residual_rms" in pde._metrics(samples.abs() + 3, truth.abs() + 3, "forward", "darcy")
 
 
 @pytest.mark.parametrize("args, match", [(["--priors", "darcy128"], "unknown prior"), (["--samples", "1"], ">= 2")])
