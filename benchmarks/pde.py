@@ -355,7 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     rows, earlier = kept_rows(json.loads(out.read_text()), methods, problems, args.cases) \
         if args.append and out.exists() else ([], [])
     result = {"pde": pde, "resolution": res, "density": args.density, "members": args.members, "cases": args.cases,
-              "diffusionpde_steps": args.steps, "diffusionpde_solver": args.solver, "paper_weights": vars(PAPER_WEIGHTS[pde]) if pde in PAPER_WEIGHTS else None,
+              "diffusionpde_steps": args.steps, "diffusionpde_solver": args.solver,
+              "paper_weights": vars(PAPER_WEIGHTS[pde]) if pde in PAPER_WEIGHTS else None,
               "baseline_steps": args.baseline_steps, "baseline_data": args.baseline_data or f"{pde}_{res}",
               "baseline_density": args.baseline_density,
               "core_steps": args.core_steps, "threads": args.threads,

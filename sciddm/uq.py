@@ -222,6 +222,7 @@ def fit_spread_inflation(ensembles: Tensor | Sequence[Tensor], truths: Tensor | 
       ``s`` at or above ``max((m - y)/(m - q_lo), (y - m)/(q_hi - m), 0)`` when its interval
       holds ``m`` (always, at 19 members and 90 %), and on an interval of ``s`` otherwise;
       the pooled coverage is evaluated exactly at every such breakpoint, no optimiser.
+      ``level`` is used by this objective only.
 
     Raises ValueError when the ensembles carry no spread, the truths equal the means, the CRPS
     has no positive minimiser (e.g. members that are far off the truth in every case), or no
@@ -290,8 +291,9 @@ def _fit_coverage_inflation(cases: list[tuple[Tensor, Tensor]], level: float) ->
         dl, dh, d = lo - m, hi - m, y - m
         regular = (dl <= 0) & (dh >= 0)
 
-        def need(dist: Tensor, width: Tensor) -> Tensor:  # s with s * width = dist, dist >= 0, width >= 0
-            return torch.where(dist <= 0, torch.zeros_like(dist), torch.where(width > 0, dist / width.clamp_min(1e-300), inf))
+        def need(dist: Tensor, width: Tensor) -> Tensor:  # the s with s * width = dist (0 if dist <= 0)
+            return torch.where(dist <= 0, torch.zeros_like(dist),
+                               torch.where(width > 0, dist / width.clamp_min(1e-300), inf))
 
         monotone.append(torch.maximum(need(-d, -dl), need(d, dh))[regular])
         # interval above the mean (dl > 0) or below it (dh < 0): both ends move the same way
