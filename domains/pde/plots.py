@@ -16,8 +16,9 @@ __all__ = ["plot_solution"]
 
 
 def plot_solution(truth: Tensor, solution: PDESolution, observation: FieldObservation,
-                  path: str | os.PathLike[str], title: str = "") -> Path:
-    """A 2 x 4 PNG (rows a, u; columns truth with observed points, mean, |mean - truth|, std)."""
+                  path: str | os.PathLike[str], title: str = "", names: tuple[str, str] = ("a", "u")) -> Path:
+    """A 2 x 4 PNG (rows a, u, labelled ``names``; columns truth with observed points, mean,
+    |mean - truth|, std)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,7 +27,7 @@ def plot_solution(truth: Tensor, solution: PDESolution, observation: FieldObserv
     if truth.shape != solution.mean.shape:
         raise ValueError(f"truth {tuple(truth.shape)} and the solution's fields {tuple(solution.mean.shape)} differ")
     fig, axes = plt.subplots(2, 4, figsize=(12, 6), constrained_layout=True)
-    for row, name in enumerate(("a", "u")):
+    for row, name in enumerate(names):
         t, m, s = truth[row].cpu(), solution.mean[row].cpu(), solution.std[row].cpu()
         panels = ((t, f"{name} truth (x: observed)"), (m, f"{name} ensemble mean"),
                   ((m - t).abs(), f"|{name} error|"), (s, f"{name} ensemble std"))
