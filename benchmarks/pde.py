@@ -103,6 +103,12 @@ def _checkpoint(name: str) -> Path:
     return ckpt
 
 
+def file_above(ckpt: Path, name: str) -> Path | None:
+    """The file ``name`` in the nearest directory above a checkpoint (where sciddm fit writes a run's
+    ``normalization.json`` and Lightning its ``config.yaml``), or None."""
+    return next((d / name for d in ckpt.parents if (d / name).is_file()), None)
+
+
 def conditional_checkpoint(name: str) -> tuple[Path, Path]:
     """The checkpoint and ``normalization.json`` of a conditional model: ``name`` a cached run under
     benchmarks/cache/pde (its newest ``last.ckpt``), or the path of one checkpoint (``*.ckpt``, e.g.
@@ -110,7 +116,7 @@ def conditional_checkpoint(name: str) -> tuple[Path, Path]:
     Raises ValueError, saying how to get one, when either is missing."""
     if name.endswith(".ckpt"):
         ckpt = Path(name)
-        norm = next((d / "normalization.json" for d in ckpt.parents if (d / "normalization.json").is_file()), None)
+        norm = file_above(ckpt, "normalization.json")
         if not ckpt.is_file() or norm is None:
             raise ValueError(f"--conditional-model {name}: no such checkpoint, or no normalization.json in a directory "
                              "above it (the run's root, where sciddm fit writes it)")

@@ -36,7 +36,7 @@ import torch
 import yaml
 
 from benchmarks.common import machine_info, write_result
-from benchmarks.pde import RESULTS, _metrics, _observation, conditional_checkpoint, held_out_pairs
+from benchmarks.pde import RESULTS, _metrics, _observation, conditional_checkpoint, file_above, held_out_pairs
 from sciddm.domains.pde import load_pairs
 from sciddm.domains.pde.conditional import solve_conditional
 from sciddm.domains.pde.solve import load_prior
@@ -56,7 +56,7 @@ def wanted(problem: str) -> int:
 def run_data(ckpt: Path) -> dict[str, Any]:
     """The data section of the run a checkpoint belongs to: the ``config.yaml`` sciddm fit writes
     beside its checkpoints (``lightning_logs/version_*/``)."""
-    config = next((d / "config.yaml" for d in ckpt.parents if (d / "config.yaml").is_file()), None)
+    config = file_above(ckpt, "config.yaml")
     if config is None:
         raise ValueError(f"{ckpt}: no config.yaml in a directory above it; the calibration pairs are the ones the "
                          "run held out, so it needs the config sciddm fit saved with the run")
@@ -95,10 +95,10 @@ def calibrate(model: Any, stats: Any, val: torch.Tensor, test: torch.Tensor, pde
         factors = {obj: {f: fit_spread_inflation(ens[f], truths[f], obj) for f in "au"} for obj in OBJECTIVES}
         out["factors"][problem] = factors
         f = "au"[c]
-        val_cov = {"raw": float(interval_coverage(torch.cat(ens[f], 1), torch.cat(truths[f]), 0.9))}
+        val_ens, val_truth = torch.cat(ens[f], 1), torch.cat(truths[f])  # the wanted field, cases pooled
+        val_cov = {"raw": float(interval_coverage(val_ens, val_truth, 0.9))}
         for obj in OBJECTIVES:  # in-sample: the coverage objective reaches 0.9 here by construction
-            val_cov[obj] = float(interval_coverage(inflate_spread(torch.cat(ens[f], 1), factors[obj][f]),
-                                                   torch.cat(truths[f]), 0.9))
+            val_cov[obj] = float(interval_coverage(inflate_spread(val_ens, factors[obj][f]), val_truth, 0.9))
         out["validation"][problem] = {"cases": val.shape[0], "coverage90": val_cov}
         log(f"{problem}: factors fitted on {val.shape[0]} validation pairs in {time.time() - t0:.0f} s: "
             + ", ".join(f"{obj} a {factors[obj]['a']:.3f} u {factors[obj]['u']:.3f}" for obj in OBJECTIVES))

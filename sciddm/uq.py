@@ -276,11 +276,16 @@ def fit_spread_inflation(ensembles: Tensor | Sequence[Tensor], truths: Tensor | 
     return s
 
 
+def _reach(dist: Tensor, width: Tensor) -> Tensor:
+    """The factor ``s`` with ``s * width = dist``: 0 where ``dist <= 0``, inf where the width is 0."""
+    inf = torch.full_like(dist, float("inf"))
+    return torch.where(dist <= 0, torch.zeros_like(dist), torch.where(width > 0, dist / width.clamp_min(1e-300), inf))
+
+
 def _fit_coverage_inflation(cases: list[tuple[Tensor, Tensor]], level: float) -> float:
     """The ``"coverage"`` objective of :func:`fit_spread_inflation` (see there)."""
     if not 0 < level < 1:
         raise ValueError(f"level is the nominal coverage and must lie in (0, 1); got {level}")
-    inf = torch.tensor(float("inf"), dtype=torch.float64)
     monotone: list[Tensor] = []  # points covered for s >= their entry
     start: list[Tensor] = []  # the other points: covered for start <= s <= stop
     stop: list[Tensor] = []
@@ -290,12 +295,7 @@ def _fit_coverage_inflation(cases: list[tuple[Tensor, Tensor]], level: float) ->
         y = y.reshape(-1).cpu()
         dl, dh, d = lo - m, hi - m, y - m
         regular = (dl <= 0) & (dh >= 0)
-
-        def need(dist: Tensor, width: Tensor) -> Tensor:  # the s with s * width = dist (0 if dist <= 0)
-            return torch.where(dist <= 0, torch.zeros_like(dist),
-                               torch.where(width > 0, dist / width.clamp_min(1e-300), inf))
-
-        monotone.append(torch.maximum(need(-d, -dl), need(d, dh))[regular])
+        monotone.append(torch.maximum(_reach(-d, -dl), _reach(d, dh))[regular])
         # interval above the mean (dl > 0) or below it (dh < 0): both ends move the same way
         dl_i, dh_i, d_i = dl[~regular], dh[~regular], d[~regular]
         above = dl_i > 0  # lo = m + s dl <= y <= m + s dh  <=>  d / dh <= s <= d / dl  (d > 0)

@@ -175,7 +175,6 @@ def test_imputer_quality_benchmark_refuses_repeated_seeds(capsys) -> None:
     assert "--seeds" in capsys.readouterr().err
 
 
-
 def test_gaussian_conditional_mean_matches_the_detectors_own_imputation_and_checks_its_input() -> None:
     rng = np.random.default_rng(2)
     f = np.cumsum(rng.normal(size=700)) * 0.1
